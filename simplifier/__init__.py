@@ -1,0 +1,37 @@
+"""Simplify, analyse, verify and compile optimizer programs of the Lion paper's language.
+
+>>> import simplifier
+>>> p = simplifier.parse("def train(w, g, lr):\\n  return g * lr\\n")
+>>> print(simplifier.to_text(p), end="")
+def train(w, g, lr):
+  return g * lr
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public API, imported lazily so that `import simplifier` (and the CLI) start fast.
+_EXPORTS = {
+    "parse": "simplifier.parse",
+    "parse_file": "simplifier.parse",
+    "Program": "simplifier.ir",
+    "ProgramError": "simplifier.errors",
+    "to_text": "simplifier.printer",
+    "infer_types": "simplifier.analysis.types",
+    "run": "simplifier.numeric",
+    "train": "simplifier.numeric",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simplifier' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [*_EXPORTS, "__version__"]

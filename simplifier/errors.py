@@ -1,0 +1,36 @@
+"""User-facing errors: ``FILE:LINE:COL: error: MESSAGE`` plus an optional context line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ProgramError(Exception):
+    """A problem with the user's program (or file), located at a line and column.
+
+    >>> str(ProgramError("bad token", "p.py", 3, 7))
+    'p.py:3:7: error: bad token'
+    """
+
+    message: str
+    path: str = "<program>"
+    line: int = 1
+    col: int = 1
+    source_line: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
+
+    def render(self) -> str:
+        """The error line, then the source line with a caret under the column when known."""
+        if self.source_line is None:
+            return str(self)
+        text = self.source_line.rstrip("\n").expandtabs(1)
+        if len(text) > 200:
+            return str(self)
+        return f"{self}\n  {text}\n  {' ' * (self.col - 1)}^"
+
+
+class UsageError(Exception):
+    """A bad command-line request that is not about a program's text (exit code 2)."""

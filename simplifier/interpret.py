@@ -1,0 +1,33 @@
+"""The one forward interpreter loop; each domain (numbers, types, hashes, SymPy) supplies rules.
+
+>>> from simplifier.parse import parse
+>>> p = parse("def f(w, g):\\n  u = g * 2\\n  return u\\n")
+>>> forward(p, {"w": 1, "g": 3}, lambda s, xs: xs[0] * xs[1], lambda c: int(c.value))[1]
+[6]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from simplifier.ir import Atom, Const, Program, Stmt
+
+V = TypeVar("V")
+
+
+def forward(
+    program: Program,
+    inputs: Mapping[str, V],
+    apply: Callable[[Stmt, list[V]], V],
+    const: Callable[[Const], V],
+) -> tuple[dict[str, V], list[V]]:
+    """Run ``apply`` over the statements in order; return every value and the outputs."""
+    env: dict[str, V] = dict(inputs)
+
+    def read(a: Atom) -> V:
+        return const(a) if isinstance(a, Const) else env[a.name]
+
+    for s in program.body:
+        env[s.target] = apply(s, [read(a) for a in s.args])
+    return env, [read(a) for a in program.outputs]

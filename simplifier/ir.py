@@ -1,0 +1,292 @@
+"""The immutable SSA IR of optimizer programs.
+
+A program is a list of single-assignment statements ``target = op(args)`` over inputs
+(parameters with roles) and exact constants; ``outputs`` are the update and the new states.
+Nested source expressions become temporaries (``var is None``). The same program seen as an
+expression DAG is :func:`dag`, whose nodes are interned: structurally equal expressions are
+the same object.
+
+>>> from simplifier.parse import parse
+>>> p = parse("def train(w, g, lr):\\n  u = g * lr\\n  return u\\n")
+>>> [(s.target, s.op) for s in p.body]
+[('u.1', 'mul')]
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from enum import Enum
+from fractions import Fraction
+from typing import ClassVar
+
+from simplifier.ops import OPS
+
+
+class Role(Enum):
+    WEIGHT = "weight"
+    GRADIENT = "gradient"
+    LR = "lr"
+    STEP = "step"
+    HYPER = "hyper"
+    STATE = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """A source position (1-based line and column)."""
+
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """An exact constant. Equality is by value: ``0.5``, ``.5`` and ``5e-1`` are equal."""
+
+    value: Fraction
+    text: str = field(default="", compare=False)
+
+    @staticmethod
+    def of(value: Fraction | int | str) -> Const:
+        """A constant from source text (exactly) or an exact number.
+
+        >>> Const.of("0.899").value
+        Fraction(899, 1000)
+        """
+        if isinstance(value, str):
+            return Const(Fraction(Decimal(value)), value)
+        return Const(Fraction(value))
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __str__(self) -> str:
+        return format_number(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference to an SSA value: an input's name or a statement's target."""
+
+    name: str
+
+
+Atom = Const | Ref
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    role: Role
+    default: Const | None = None
+    annotation: str | None = field(default=None, compare=False)
+    loc: Loc | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """``target = op(*args)``; ``var`` is the source name assigned, None for a temporary."""
+
+    target: str
+    op: str
+    args: tuple[Atom, ...]
+    var: str | None
+    loc: Loc | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    outputs: tuple[Atom, ...]  # the update, then the new value of each state, in param order
+    output_locs: tuple[Loc | None, ...] = field(default=(), compare=False)
+    path: str = field(default="<program>", compare=False)
+    source: str | None = field(default=None, compare=False, repr=False)
+
+    # -- roles -------------------------------------------------------------------------------
+    def role_of(self, name: str) -> Role | None:
+        for p in self.params:
+            if p.name == name:
+                return p.role
+        return None
+
+    def params_with(self, role: Role) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.role is role)
+
+    def input_named(self, role: Role) -> str | None:
+        found = self.params_with(role)
+        return found[0].name if found else None
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params_with(Role.STATE))
+
+    @property
+    def hypers(self) -> tuple[Param, ...]:
+        return self.params_with(Role.HYPER)
+
+    @property
+    def update(self) -> Atom:
+        return self.outputs[0]
+
+    def state_outputs(self) -> dict[str, Atom]:
+        return dict(zip(self.states, self.outputs[1:], strict=True))
+
+    # -- navigation --------------------------------------------------------------------------
+    def defining(self) -> dict[str, Stmt]:
+        """Map from SSA target to its statement."""
+        return {s.target: s for s in self.body}
+
+    def uses(self) -> dict[str, list[int]]:
+        """Map from SSA value name to the indices of the statements reading it."""
+        used: dict[str, list[int]] = {}
+        for i, s in enumerate(self.body):
+            for a in s.args:
+                if isinstance(a, Ref):
+                    used.setdefault(a.name, []).append(i)
+        return used
+
+    def var_of(self, value: str) -> str:
+        """The source name of an SSA value (its input name, or the variable it was assigned to)."""
+        for s in self.body:
+            if s.target == value:
+                return s.var or value
+        return value
+
+    def with_body(self, body: tuple[Stmt, ...], outputs: tuple[Atom, ...] | None = None) -> Program:
+        return replace(self, body=body, outputs=self.outputs if outputs is None else outputs)
+
+    def bind(self, values: dict[str, Fraction]) -> Program:
+        """The program with the given hypers' defaults set (e.g. from ``--set beta1=0.9``)."""
+        params = tuple(
+            replace(p, default=Const(values[p.name], format_number(values[p.name])))
+            if p.name in values and p.role is Role.HYPER
+            else p
+            for p in self.params
+        )
+        return replace(self, params=params)
+
+    def verify(self) -> None:
+        """Check the IR invariants; raise :class:`IRError` on the first violation.
+
+        SSA (each target assigned once, every read defined before), known ops with the right
+        arity, roles (one weight, one gradient, at most one lr and step), one output per state
+        plus the update. Typing is checked by :func:`simplifier.analysis.types.infer_types`.
+        """
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise IRError("duplicate parameter names")
+        for role, lo, hi in ((Role.WEIGHT, 1, 1), (Role.GRADIENT, 1, 1), (Role.LR, 0, 1),
+                             (Role.STEP, 0, 1)):
+            n = len(self.params_with(role))
+            if not lo <= n <= hi:
+                raise IRError(f"{n} parameters with role {role.value}")
+        defined = set(names)
+        for s in self.body:
+            op = OPS.get(s.op)
+            if op is None:
+                raise IRError(f"{s.target}: unknown op {s.op!r}")
+            if len(s.args) != op.arity:
+                raise IRError(f"{s.target}: {s.op} takes {op.arity} arguments")
+            for a in s.args:
+                if isinstance(a, Ref) and a.name not in defined:
+                    raise IRError(f"{s.target}: reads {a.name!r} before it is defined")
+            if s.target in defined:
+                raise IRError(f"{s.target} assigned twice")
+            defined.add(s.target)
+        if len(self.outputs) != 1 + len(self.states):
+            raise IRError(f"{len(self.outputs)} outputs for {len(self.states)} states")
+        for a in self.outputs:
+            if isinstance(a, Ref) and a.name not in defined:
+                raise IRError(f"output reads undefined {a.name!r}")
+
+
+class IRError(Exception):
+    """A broken IR invariant (a bug in a pass, not a user error)."""
+
+
+# -- numbers ------------------------------------------------------------------------------------
+def format_number(value: Fraction) -> str:
+    """Shortest exact decimal text for a constant (a float's repr if it is not a finite decimal).
+
+    >>> format_number(Fraction(996991, 1000000)), format_number(Fraction(1, 10**8))
+    ('0.996991', '1e-08')
+    """
+    den = value.denominator
+    while den % 2 == 0:
+        den //= 2
+    while den % 5 == 0:
+        den //= 5
+    if den != 1:
+        return repr(float(value))
+    d = Decimal(value.numerator) / Decimal(value.denominator)
+    text = format(d.normalize(), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    sci = repr(float(d))
+    if Fraction(Decimal(sci)) == value and len(sci) < len(text):
+        return sci
+    return text
+
+
+# -- DAG view ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class Node:
+    """An interned expression node: ``Node.make`` returns the same object for equal structure."""
+
+    op: str  # an op name, or "input" / "const"
+    args: tuple[Node, ...]
+    leaf: str | Fraction | None = None  # the input name, or the constant's value
+
+    _pool: ClassVar[weakref.WeakValueDictionary[tuple[object, ...], Node]] = (
+        weakref.WeakValueDictionary()
+    )
+
+    @classmethod
+    def make(cls, op: str, args: tuple[Node, ...] = (), leaf: str | Fraction | None = None) -> Node:
+        key = (op, tuple(id(a) for a in args), leaf)
+        node = cls._pool.get(key)
+        if node is None:
+            node = cls(op, args, leaf)
+            cls._pool[key] = node
+        return node
+
+    def walk(self) -> Iterator[Node]:
+        """Every node below (and including) this one, each once, children first."""
+        seen: set[int] = set()
+        stack: list[tuple[Node, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in seen:
+                continue
+            if expanded:
+                seen.add(id(node))
+                yield node
+            else:
+                stack.append((node, True))
+                stack.extend((c, False) for c in reversed(node.args) if id(c) not in seen)
+
+
+def dag(program: Program) -> dict[str, Node]:
+    """The interned expression DAG of every SSA value (inputs included).
+
+    >>> from simplifier.parse import parse
+    >>> d = dag(parse("def f(w, g):\\n  a = g * 2\\n  b = g * 2\\n  return a + b\\n"))
+    >>> d["a.1"] is d["b.1"]
+    True
+    """
+    nodes: dict[str, Node] = {p.name: Node.make("input", (), p.name) for p in program.params}
+
+    def read(a: Atom) -> Node:
+        return Node.make("const", (), a.value) if isinstance(a, Const) else nodes[a.name]
+
+    for s in program.body:
+        nodes[s.target] = Node.make(s.op, tuple(read(a) for a in s.args))
+    return nodes

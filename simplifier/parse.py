@@ -1,0 +1,530 @@
+"""Text -> surface AST (Lark LALR) -> SSA :class:`~simplifier.ir.Program`.
+
+>>> p = parse("def train(w, g, m, lr):\\n  m = interp(g, m, 0.9)\\n  return sign(m) * lr, m\\n")
+>>> [p.role_of(n).value for n in ("w", "g", "m", "lr")]
+['weight', 'gradient', 'state', 'lr']
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import keyword
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Lark, Token, Transformer_NonRecursive, v_args
+
+from simplifier.errors import ProgramError
+from simplifier.ir import Atom, Const, Loc, Param, Program, Ref, Role, Stmt
+from simplifier.ops import CALLABLE, INFIX, OPS, resolve
+
+MAX_DEPTH = 200  # expressions nested deeper than this are refused with a clear error
+
+NAME_ROLES: dict[str, Role] = {
+    **dict.fromkeys(("w", "weight", "param", "params", "p", "theta"), Role.WEIGHT),
+    **dict.fromkeys(("g", "grad", "gradient"), Role.GRADIENT),
+    **dict.fromkeys(("lr", "learning_rate"), Role.LR),
+    "step": Role.STEP,
+}
+ROLE_NAMES = {role.value: role for role in Role}
+
+
+# -- surface AST --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SNum:
+    text: str
+    loc: Loc
+    depth: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SName:
+    name: str
+    loc: Loc
+    depth: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SCall:
+    fn: str  # an op name for operators, the written name for calls
+    args: tuple[SExpr, ...]
+    loc: Loc
+    depth: int
+    written: bool = True  # False for infix/unary operators
+
+
+@dataclass(frozen=True, slots=True)
+class STuple:
+    items: tuple[SExpr, ...]
+    loc: Loc
+    depth: int
+
+
+SExpr = SNum | SName | SCall | STuple
+
+
+@dataclass(frozen=True, slots=True)
+class SAssign:
+    target: str
+    expr: SExpr
+    loc: Loc
+    aug: str | None  # "+", "-", "*", "/" for augmented assignment
+
+
+@dataclass(frozen=True, slots=True)
+class SReturn:
+    items: tuple[SExpr, ...]
+    loc: Loc
+
+
+@dataclass(frozen=True, slots=True)
+class SParam:
+    name: str
+    annotation: str | None
+    default: str | None
+    loc: Loc
+
+
+@dataclass(frozen=True, slots=True)
+class SFunc:
+    name: str
+    params: tuple[SParam, ...]
+    body: tuple[SAssign, ...]
+    ret: SReturn
+    loc: Loc
+
+
+def _loc(meta: lark.tree.Meta) -> Loc:
+    return Loc(getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+
+def _tok(t: Token) -> Loc:
+    return Loc(t.line or 1, t.column or 1)
+
+
+def _depth(*args: SExpr) -> int:
+    d = 1 + max((a.depth for a in args), default=0)
+    if d > MAX_DEPTH:
+        raise _TooDeep(args[0].loc)
+    return d
+
+
+class _TooDeep(Exception):
+    def __init__(self, loc: Loc) -> None:
+        self.loc = loc
+
+
+@v_args(inline=True, meta=True)
+class _Build(Transformer_NonRecursive):
+    """Builds the surface AST from Lark's tree without recursion (deep nesting is safe)."""
+
+    def start(self, meta: lark.tree.Meta, func: SFunc) -> SFunc:
+        return func
+
+    def funcdef(self, meta, name: Token, params, body) -> SFunc:  # type: ignore[no-untyped-def]
+        stmts, ret = body
+        return SFunc(str(name), tuple(params or ()), stmts, ret, _tok(name))
+
+    def params(self, meta, *ps: SParam) -> tuple[SParam, ...]:  # type: ignore[no-untyped-def]
+        return ps
+
+    def param(self, meta, name: Token, ann: Token | None, default: str | None) -> SParam:  # type: ignore[no-untyped-def]
+        return SParam(str(name), str(ann) if ann is not None else None, default, _tok(name))
+
+    def signed_number(self, meta, n: Token) -> str:  # type: ignore[no-untyped-def]
+        return str(n)
+
+    def negative_number(self, meta, n: Token) -> str:  # type: ignore[no-untyped-def]
+        return "-" + str(n)
+
+    def body(self, meta, *items):  # type: ignore[no-untyped-def]
+        return tuple(items[:-1]), items[-1]
+
+    def assign(self, meta, name: Token, expr: SExpr) -> SAssign:  # type: ignore[no-untyped-def]
+        return SAssign(str(name), expr, _tok(name), None)
+
+    def augassign(self, meta, name: Token, op: Token, expr: SExpr) -> SAssign:  # type: ignore[no-untyped-def]
+        return SAssign(str(name), expr, _tok(name), str(op)[0])
+
+    def return_stmt(self, meta, *items: SExpr) -> SReturn:  # type: ignore[no-untyped-def]
+        return SReturn(items, _loc(meta))
+
+    def _binary(self, op: str, meta: lark.tree.Meta, a: SExpr, b: SExpr) -> SCall:
+        return SCall(INFIX[op], (a, b), _loc(meta), _depth(a, b), written=False)
+
+    def add(self, meta, a, b):  # type: ignore[no-untyped-def]
+        return self._binary("+", meta, a, b)
+
+    def sub(self, meta, a, b):  # type: ignore[no-untyped-def]
+        return self._binary("-", meta, a, b)
+
+    def mul(self, meta, a, b):  # type: ignore[no-untyped-def]
+        return self._binary("*", meta, a, b)
+
+    def div(self, meta, a, b):  # type: ignore[no-untyped-def]
+        return self._binary("/", meta, a, b)
+
+    def pow(self, meta, a, b):  # type: ignore[no-untyped-def]
+        return self._binary("**", meta, a, b)
+
+    def neg(self, meta, a: SExpr) -> SExpr:  # type: ignore[no-untyped-def]
+        if isinstance(a, SNum):  # `-0.5` is a negative constant, not negative(0.5)
+            text = a.text[1:] if a.text.startswith("-") else "-" + a.text
+            return SNum(text, _loc(meta))
+        return SCall("negative", (a,), _loc(meta), _depth(a), written=False)
+
+    def pos(self, meta, a: SExpr) -> SExpr:  # type: ignore[no-untyped-def]
+        return a
+
+    def call(self, meta, name: Token, args: tuple[SExpr, ...] | None) -> SCall:  # type: ignore[no-untyped-def]
+        args = args or ()
+        return SCall(str(name), args, _tok(name), _depth(*args) if args else 1)
+
+    def args(self, meta, *items: SExpr) -> tuple[SExpr, ...]:  # type: ignore[no-untyped-def]
+        return items
+
+    def name(self, meta, name: Token) -> SName:  # type: ignore[no-untyped-def]
+        return SName(str(name), _tok(name))
+
+    def number(self, meta, n: Token) -> SNum:  # type: ignore[no-untyped-def]
+        return SNum(str(n), _tok(n))
+
+    def tuple(self, meta, *items: SExpr | None) -> STuple:  # type: ignore[no-untyped-def]
+        kept = tuple(i for i in items if i is not None)
+        return STuple(kept, _loc(meta), _depth(*kept))
+
+
+_KEYWORD_MESSAGES = {
+    "import": "imports are not part of the language",
+    "from": "imports are not part of the language",
+    "lambda": "lambdas are not part of the language",
+    **{k: f"'{k}' (control flow) is not part of the language: a program is straight-line code"
+       for k in ("if", "elif", "else", "for", "while", "try", "except", "with", "break",
+                 "continue", "match")},
+}
+
+
+def _name_callback(tok: Token) -> Token:
+    if keyword.iskeyword(tok.value):
+        raise _LexError(tok, _KEYWORD_MESSAGES.get(
+            tok.value, f"'{tok.value}' is a Python keyword and cannot be used here"))
+    if tok.value.startswith("__"):
+        raise _LexError(tok, f"names starting with '__' are reserved: {tok.value!r}")
+    return tok
+
+
+class _LexError(Exception):
+    def __init__(self, tok: Token, message: str) -> None:
+        self.tok, self.message = tok, message
+
+
+def grammar_text() -> str:
+    """The Lark grammar: shipped inside the package (wheel) or at the repo's grammar/ (editable)."""
+    packaged = resources.files("simplifier") / "grammar" / "optimizer.lark"
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "grammar" / "optimizer.lark").read_text(
+        encoding="utf-8")
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True,
+                lexer_callbacks={"NAME": _name_callback}, maybe_placeholders=True)
+
+
+# -- syntax errors --------------------------------------------------------------------------------
+_CHAR_MESSAGES = {
+    '"': "strings are not part of the language",
+    "'": "strings are not part of the language",
+    ".": "attribute access is not part of the language",
+    "[": "subscripts are not part of the language",
+    "]": "subscripts are not part of the language",
+    ";": "one statement per line: ';' is not allowed",
+    "@": "decorators are not part of the language",
+    "{": "dicts and sets are not part of the language",
+    "%": "'%' is not an operator of the language (use + - * / **)",
+    "<": "comparisons are not part of the language",
+    ">": "comparisons are not part of the language",
+    "!": "comparisons are not part of the language",
+}
+
+_TERMINAL_TEXT = {
+    "NAME": "a name", "NUMBER": "a number", "_NL": "end of line", "$END": "end of file",
+    "AUGOP": "'+=', '-=', '*=' or '/='",
+}
+
+
+def _expected(parser: Lark, names: set[str]) -> str:
+    words: set[str] = set()
+    for n in names:
+        if n in _TERMINAL_TEXT:
+            words.add(_TERMINAL_TEXT[n])
+            continue
+        try:
+            pattern = parser.get_terminal(n).pattern
+        except KeyError:
+            continue
+        if isinstance(pattern, lark.lexer.PatternStr):
+            words.add(f"'{pattern.value}'")
+    return ", ".join(sorted(words)) or "something else"
+
+
+def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str, int, int]:
+    line, col = e.line if e.line and e.line > 0 else 1, e.column if e.column and e.column > 0 else 1
+    if isinstance(e, lark.exceptions.UnexpectedCharacters):
+        ch = e.char
+        if ch in _CHAR_MESSAGES:
+            return _CHAR_MESSAGES[ch], line, col
+        if ch == "=":
+            return "'=' is not allowed here (no keyword arguments or comparisons)", line, col
+        return f"unexpected character {ch!r}; expected {_expected(parser, set(e.allowed))}", line, col
+    if isinstance(e, lark.exceptions.UnexpectedToken):
+        tok = e.token
+        expected = set(e.expected)
+        if tok.type == "$END":
+            if "RETURN" in expected or "NAME" in expected:
+                return "missing return statement at the end of the body", line, col
+            return f"unexpected end of file; expected {_expected(parser, expected)}", line, col
+        if tok.type == "EQUAL" and "RPAR" in expected:
+            return "keyword arguments are not part of the language", line, col
+        if tok.type == "COLON" and "DEF" not in expected:
+            return "unexpected ':' (annotations only in the parameter list; no blocks)", line, col
+        shown = "end of line" if tok.type == "_NL" else repr(str(tok))
+        if tok.type == "_NL":
+            line, col = tok.line or line, tok.column or col
+        return f"unexpected {shown}; expected {_expected(parser, expected)}", line, col
+    return "unexpected end of file", line, col
+
+
+# -- public entry points ----------------------------------------------------------------------------
+def read_source(path: str) -> str:
+    """The text of a program file; missing, unreadable and non-UTF-8 files raise ProgramError."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ProgramError("no such file", path) from None
+    except IsADirectoryError:
+        raise ProgramError("is a directory, not a program file", path) from None
+    except OSError as e:
+        raise ProgramError(f"cannot read file: {e.strerror}", path) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[: e.start]
+        line = before.count(b"\n") + 1
+        col = e.start - (before.rfind(b"\n") + 1) + 1
+        raise ProgramError(f"not UTF-8 text (byte 0x{data[e.start]:02x})", path, line, col) from None
+
+
+def parse_file(path: str, values: Mapping[str, Fraction] | None = None) -> Program:
+    """Read and parse a program file (see :func:`parse`)."""
+    return parse(read_source(path), path, values)
+
+
+def parse(text: str, path: str = "<program>", values: Mapping[str, Fraction] | None = None) -> Program:
+    """Parse program text into a verified, typed SSA program.
+
+    ``values`` gives hypers their values (``--set``). Raises :class:`ProgramError` (with line and
+    column) for any invalid program.
+    """
+    lines = text.splitlines()
+
+    def fail(message: str, loc: Loc | None) -> ProgramError:
+        line, col = (loc.line, loc.col) if loc else (1, 1)
+        src = lines[line - 1] if 0 < line <= len(lines) else None
+        return ProgramError(message, path, line, col, src)
+
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not any(ln.strip() and not ln.strip().startswith("#") for ln in lines):
+        raise fail("empty file: expected a program 'def NAME(PARAMS): ... return UPDATE, ...'",
+                   None)
+    parser = _parser()
+    try:
+        tree = parser.parse(text + ("\n" if not text.endswith("\n") else ""))
+        func = _Build().transform(tree)
+    except lark.exceptions.VisitError as e:
+        inner = e.orig_exc
+        if isinstance(inner, _TooDeep):
+            raise fail(f"expression nested more than {MAX_DEPTH} levels deep", inner.loc) from None
+        raise
+    except _LexError as e:
+        raise fail(e.message, _tok(e.tok)) from None
+    except lark.exceptions.UnexpectedInput as e:
+        if isinstance(e.__context__, _LexError):
+            raise fail(e.__context__.message, _tok(e.__context__.tok)) from None
+        message, line, col = _syntax_error(e, parser)
+        raise fail(message, Loc(line, col)) from None
+    except _TooDeep as e:
+        raise fail(f"expression nested more than {MAX_DEPTH} levels deep", e.loc) from None
+    program = _Lower(func, path, text, fail).program()
+    program = _bind_values(program, values or {}, fail)
+    from simplifier.analysis.types import infer_types
+
+    infer_types(program)
+    return program
+
+
+def _bind_values(program: Program, values: Mapping[str, Fraction], fail) -> Program:  # type: ignore[no-untyped-def]
+    hypers = {p.name: p for p in program.hypers}
+    for name in values:
+        if name not in hypers:
+            known = ", ".join(hypers) or "none"
+            raise fail(f"--set {name}: the program has no hyper named {name!r} (hypers: {known})",
+                       None)
+    program = program.bind(dict(values))
+    for p in program.hypers:
+        if p.default is None:
+            raise fail(f"hyper {p.name!r} has no value: give it a default ({p.name}=0.9) or pass "
+                       f"--set {p.name}=VALUE", p.loc)
+    return program
+
+
+class _Lower:
+    """Surface AST -> SSA statements, with the name, arity and role checks."""
+
+    def __init__(self, func: SFunc, path: str, text: str, fail) -> None:  # type: ignore[no-untyped-def]
+        self.func, self.path, self.text, self.fail = func, path, text, fail
+        self.env: dict[str, str] = {}
+        self.count: dict[str, int] = {}
+        self.ntemp = 0
+        self.body: list[Stmt] = []
+        self.aliases: dict[str, Atom] = {}  # names bound by a plain copy `x = y` / `x = 0.5`
+
+    def program(self) -> Program:
+        f = self.func
+        params = self._params()
+        self._check_indentation()
+        for st in f.body:
+            self._assign(st)
+        items: list[SExpr] = list(f.ret.items)
+        if len(items) == 1 and isinstance(items[0], STuple):
+            items = list(items[0].items)
+        states = [p.name for p in params if p.role is Role.STATE]
+        if len(items) != 1 + len(states):
+            want = ", ".join(["update", *states])
+            raise self.fail(f"return gives {len(items)} value(s); expected {1 + len(states)} "
+                            f"({want})", f.ret.loc)
+        outputs = tuple(self._expr(e, None) for e in items)
+        return Program(f.name, params, tuple(self.body), outputs,
+                       tuple(self._at(e) for e in items), self.path, self.text)
+
+    @staticmethod
+    def _at(e: SExpr) -> Loc:
+        return e.loc
+
+    def _check_name(self, name: str, loc: Loc) -> None:
+        if keyword.iskeyword(name):
+            raise self.fail(f"'{name}' is a Python keyword and cannot be a name", loc)
+        if name.startswith("__"):
+            raise self.fail(f"names starting with '__' are reserved: {name!r}", loc)
+
+    def _params(self) -> tuple[Param, ...]:
+        seen: dict[str, SParam] = {}
+        params: list[Param] = []
+        for sp in self.func.params:
+            self._check_name(sp.name, sp.loc)
+            if sp.name in seen:
+                raise self.fail(f"duplicate parameter {sp.name!r}", sp.loc)
+            seen[sp.name] = sp
+            role = self._role(sp)
+            default = Const.of(sp.default) if sp.default is not None else None
+            if default is not None and role in (Role.WEIGHT, Role.GRADIENT, Role.STEP):
+                raise self.fail(f"the {role.value} parameter {sp.name!r} cannot have a default",
+                                sp.loc)
+            params.append(Param(sp.name, role, default, sp.annotation, sp.loc))
+            self.env[sp.name] = sp.name
+        for role in (Role.WEIGHT, Role.GRADIENT, Role.LR, Role.STEP):
+            found = [p for p in params if p.role is role]
+            if len(found) > 1:
+                raise self.fail(f"more than one {role.value} parameter: "
+                                f"{', '.join(repr(p.name) for p in found)}", found[1].loc)
+            if not found and role in (Role.WEIGHT, Role.GRADIENT):
+                examples = {Role.WEIGHT: "w", Role.GRADIENT: "g"}[role]
+                raise self.fail(f"no {role.value} parameter: name one {examples!r} or annotate it "
+                                f"': {role.value}'", self.func.loc)
+        return tuple(params)
+
+    @staticmethod
+    def _role(sp: SParam) -> Role:
+        if sp.annotation in ROLE_NAMES:
+            return ROLE_NAMES[sp.annotation]
+        named = NAME_ROLES.get(sp.name)
+        if named is not None:
+            return named
+        return Role.HYPER if sp.default is not None else Role.STATE
+
+    def _check_indentation(self) -> None:
+        lines = [*(s.loc for s in self.func.body), self.func.ret.loc]
+        first = lines[0]
+        if first.col <= self.func.loc.col - 4 or first.line == self.func.loc.line:
+            raise self.fail("the body must be indented under 'def'", first)
+        for loc in lines[1:]:
+            if loc.col != first.col:
+                raise self.fail(f"inconsistent indentation: expected column {first.col}, like "
+                                f"line {first.line}", loc)
+
+    def _assign(self, st: SAssign) -> None:
+        self._check_name(st.target, st.loc)
+        if st.target not in self.env and st.aug is not None:
+            raise self.fail(f"name {st.target!r} is not defined before '{st.aug}='", st.loc)
+        if st.aug is not None:
+            expr: SExpr = SCall(INFIX[st.aug], (SName(st.target, st.loc), st.expr), st.loc,
+                                st.expr.depth + 1, written=False)
+        else:
+            expr = st.expr
+        k = self.count.get(st.target, 0) + 1
+        target = f"{st.target}.{k}"
+        atom = self._expr(expr, (st.target, target))
+        if isinstance(atom, Const) or atom.name != target:
+            # `x = y` or `x = 0.5` computes nothing: x becomes another name for the value.
+            self.aliases[st.target] = atom
+            self.env[st.target] = atom.name if isinstance(atom, Ref) else f"={atom}"
+            return
+        self.aliases.pop(st.target, None)
+        self.count[st.target] = k
+        self.env[st.target] = target
+
+    def _expr(self, e: SExpr, dest: tuple[str, str] | None) -> Atom:
+        """Lower ``e``; if ``dest`` = (var, target) is given, the top node is assigned to it."""
+        if isinstance(e, SNum):
+            return Const.of(e.text)
+        if isinstance(e, SName):
+            if e.name in self.aliases:
+                return self.aliases[e.name]
+            if e.name in self.env:
+                return Ref(self.env[e.name])
+            if resolve(e.name) is not None:
+                raise self.fail(f"{e.name!r} is a function: call it as {e.name}(...)", e.loc)
+            hint = difflib.get_close_matches(e.name, list(self.env), n=1)
+            more = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise self.fail(f"name {e.name!r} is not defined{more}", e.loc)
+        if isinstance(e, STuple):
+            raise self.fail("a tuple is only allowed as the return value", e.loc)
+        op = resolve(e.fn) if e.written else OPS[e.fn]
+        if op is None:
+            if e.fn in self.env:
+                raise self.fail(f"{e.fn!r} is a variable, not a function", e.loc)
+            hint = difflib.get_close_matches(e.fn, list(CALLABLE), n=1, cutoff=0.5)
+            more = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise self.fail(f"unknown function {e.fn!r}{more}", e.loc)
+        if len(e.args) != op.arity:
+            plural = "argument" if op.arity == 1 else "arguments"
+            raise self.fail(f"{e.fn}() takes {op.arity} {plural}, got {len(e.args)}", e.loc)
+        args = tuple(self._expr(a, None) for a in e.args)
+        if dest is None:
+            self.ntemp += 1
+            var, target = None, f"%{self.ntemp}"
+        else:
+            var, target = dest
+        self.body.append(Stmt(target, op.name, args, var, e.loc))
+        return Ref(target)
+
+
+assert set(INFIX.values()) <= set(OPS)
