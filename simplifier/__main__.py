@@ -1,0 +1,3 @@
+from simplifier.cli import entry
+
+entry()
