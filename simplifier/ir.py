@@ -183,8 +183,12 @@ class Program:
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise IRError("duplicate parameter names")
-        for role, lo, hi in ((Role.WEIGHT, 1, 1), (Role.GRADIENT, 1, 1), (Role.LR, 0, 1),
-                             (Role.STEP, 0, 1)):
+        for role, lo, hi in (
+            (Role.WEIGHT, 1, 1),
+            (Role.GRADIENT, 1, 1),
+            (Role.LR, 0, 1),
+            (Role.STEP, 0, 1),
+        ):
             n = len(self.params_with(role))
             if not lo <= n <= hi:
                 raise IRError(f"{n} parameters with role {role.value}")

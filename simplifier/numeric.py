@@ -33,15 +33,41 @@ Value = list[Array]  # one entry per parameter tensor
 
 # -- element-wise rules, one table per backend --------------------------------------------------
 NUMPY_IMPL: dict[str, Callable[..., Array]] = {
-    "abs": np.abs, "cos": np.cos, "sin": np.sin, "tan": np.tan, "arcsin": np.arcsin,
-    "arccos": np.arccos, "arctan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
-    "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh, "exp": np.exp,
-    "exp2": np.exp2, "exp10": lambda x: np.power(10.0, x), "expm1": np.expm1, "log": np.log,
-    "log10": np.log10, "log2": np.log2, "log1p": np.log1p, "square": np.square, "sqrt": np.sqrt,
-    "cube": lambda x: x * x * x, "cbrt": np.cbrt, "sign": np.sign,
-    "reciprocal": lambda x: 1.0 / x, "negative": np.negative,
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "power": np.power,
-    "maximum": np.maximum, "minimum": np.minimum,
+    "abs": np.abs,
+    "cos": np.cos,
+    "sin": np.sin,
+    "tan": np.tan,
+    "arcsin": np.arcsin,
+    "arccos": np.arccos,
+    "arctan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "arcsinh": np.arcsinh,
+    "arccosh": np.arccosh,
+    "arctanh": np.arctanh,
+    "exp": np.exp,
+    "exp2": np.exp2,
+    "exp10": lambda x: np.power(10.0, x),
+    "expm1": np.expm1,
+    "log": np.log,
+    "log10": np.log10,
+    "log2": np.log2,
+    "log1p": np.log1p,
+    "square": np.square,
+    "sqrt": np.sqrt,
+    "cube": lambda x: x * x * x,
+    "cbrt": np.cbrt,
+    "sign": np.sign,
+    "reciprocal": lambda x: 1.0 / x,
+    "negative": np.negative,
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "power": np.power,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
     "interp": lambda x, y, a: (1.0 - a) * x + a * y,
 }
 
@@ -50,17 +76,41 @@ def _torch_impl() -> dict[str, Callable[..., Array]]:
     import torch
 
     return {
-        "abs": torch.abs, "cos": torch.cos, "sin": torch.sin, "tan": torch.tan,
-        "arcsin": torch.asin, "arccos": torch.acos, "arctan": torch.atan, "sinh": torch.sinh,
-        "cosh": torch.cosh, "tanh": torch.tanh, "arcsinh": torch.asinh, "arccosh": torch.acosh,
-        "arctanh": torch.atanh, "exp": torch.exp, "exp2": torch.exp2,
-        "exp10": lambda x: torch.pow(10.0, x), "expm1": torch.expm1, "log": torch.log,
-        "log10": torch.log10, "log2": torch.log2, "log1p": torch.log1p,
-        "square": torch.square, "sqrt": torch.sqrt, "cube": lambda x: x * x * x,
-        "cbrt": lambda x: torch.sign(x) * torch.abs(x).pow(1.0 / 3.0), "sign": torch.sign,
-        "reciprocal": lambda x: 1.0 / x, "negative": torch.neg,
-        "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
-        "power": torch.pow, "maximum": torch.maximum, "minimum": torch.minimum,
+        "abs": torch.abs,
+        "cos": torch.cos,
+        "sin": torch.sin,
+        "tan": torch.tan,
+        "arcsin": torch.asin,
+        "arccos": torch.acos,
+        "arctan": torch.atan,
+        "sinh": torch.sinh,
+        "cosh": torch.cosh,
+        "tanh": torch.tanh,
+        "arcsinh": torch.asinh,
+        "arccosh": torch.acosh,
+        "arctanh": torch.atanh,
+        "exp": torch.exp,
+        "exp2": torch.exp2,
+        "exp10": lambda x: torch.pow(10.0, x),
+        "expm1": torch.expm1,
+        "log": torch.log,
+        "log10": torch.log10,
+        "log2": torch.log2,
+        "log1p": torch.log1p,
+        "square": torch.square,
+        "sqrt": torch.sqrt,
+        "cube": lambda x: x * x * x,
+        "cbrt": lambda x: torch.sign(x) * torch.abs(x).pow(1.0 / 3.0),
+        "sign": torch.sign,
+        "reciprocal": lambda x: 1.0 / x,
+        "negative": torch.neg,
+        "add": torch.add,
+        "sub": torch.sub,
+        "mul": torch.mul,
+        "div": torch.div,
+        "power": torch.pow,
+        "maximum": torch.maximum,
+        "minimum": torch.minimum,
         "interp": lambda x, y, a: (1.0 - a) * x + a * y,
     }
 
@@ -137,9 +187,7 @@ def torch_backend(dtype: Any = None, device: Any = None) -> Backend:
     return Backend("torch", dtype or torch.float64, device or "cpu")
 
 
-def step_rules(
-    backend: Backend, semantics: Semantics
-) -> Callable[[Stmt, list[Value]], Value]:
+def step_rules(backend: Backend, semantics: Semantics) -> Callable[[Stmt, list[Value]], Value]:
     """The rule that evaluates one statement over the list of parameter tensors."""
     impl = backend.impl(semantics)
     plain = backend.impl("math")  # norms and their divisions are unprotected under both semantics
@@ -225,8 +273,10 @@ def step(
             _, outs = forward(program, inputs, apply, const)
     else:
         _, outs = forward(program, inputs, apply, const)
-    update = [backend.broadcast(u, w) if _ndim(u) == 0 else u
-              for u, w in zip(outs[0], weights, strict=True)]
+    update = [
+        backend.broadcast(u, w) if _ndim(u) == 0 else u
+        for u, w in zip(outs[0], weights, strict=True)
+    ]
     return update, dict(zip(program.states, outs[1:], strict=True))
 
 
@@ -267,8 +317,9 @@ def run(
         g = [backend.array(x) for x in g]
         lr = lrs(t) if callable(lrs) else (lrs[t] if t < len(lrs) else 1.0)
         trace.weights.append(w)
-        update, states = step(program, w, g, states, lr, t + 1, semantics=semantics,
-                              backend=backend)
+        update, states = step(
+            program, w, g, states, lr, t + 1, semantics=semantics, backend=backend
+        )
         trace.updates.append(update)
         trace.states.append(states)
         if apply_updates:
@@ -277,7 +328,7 @@ def run(
     return trace
 
 
-# -- a small built-in training problem --------------------------------------------------------------
+# -- a small built-in training problem ---------------------------------------------------------
 @dataclass(frozen=True)
 class Problem:
     """Least squares with two parameter tensors: ``loss = |X @ W + b - Y|^2 / (2 n)``.
@@ -340,8 +391,15 @@ def train(
     True
     """
     problem = problem or Problem()
-    lrs = lr if callable(lr) else (lambda t: float(lr))  # type: ignore[misc]
-    trace = run(program, problem.init(), problem.gradient_fn(), lrs, steps,
-                semantics=semantics, backend=backend)
+    lrs = lr if callable(lr) else (lambda t: float(lr))
+    trace = run(
+        program,
+        problem.init(),
+        problem.gradient_fn(),
+        lrs,
+        steps,
+        semantics=semantics,
+        backend=backend,
+    )
     final = [np.asarray(x.detach().cpu() if hasattr(x, "detach") else x) for x in trace.weights[-1]]
     return trace, problem.loss(final)

@@ -126,75 +126,75 @@ class _Build(Transformer_NonRecursive):
     def start(self, meta: lark.tree.Meta, func: SFunc) -> SFunc:
         return func
 
-    def funcdef(self, meta, name: Token, params, body) -> SFunc:  # type: ignore[no-untyped-def]
+    def funcdef(self, meta, name: Token, params, body) -> SFunc:
         stmts, ret = body
         return SFunc(str(name), tuple(params or ()), stmts, ret, _tok(name))
 
-    def params(self, meta, *ps: SParam) -> tuple[SParam, ...]:  # type: ignore[no-untyped-def]
+    def params(self, meta, *ps: SParam) -> tuple[SParam, ...]:
         return ps
 
-    def param(self, meta, name: Token, ann: Token | None, default: str | None) -> SParam:  # type: ignore[no-untyped-def]
+    def param(self, meta, name: Token, ann: Token | None, default: str | None) -> SParam:
         return SParam(str(name), str(ann) if ann is not None else None, default, _tok(name))
 
-    def signed_number(self, meta, n: Token) -> str:  # type: ignore[no-untyped-def]
+    def signed_number(self, meta, n: Token) -> str:
         return str(n)
 
-    def negative_number(self, meta, n: Token) -> str:  # type: ignore[no-untyped-def]
+    def negative_number(self, meta, n: Token) -> str:
         return "-" + str(n)
 
-    def body(self, meta, *items):  # type: ignore[no-untyped-def]
+    def body(self, meta, *items):
         return tuple(items[:-1]), items[-1]
 
-    def assign(self, meta, name: Token, expr: SExpr) -> SAssign:  # type: ignore[no-untyped-def]
+    def assign(self, meta, name: Token, expr: SExpr) -> SAssign:
         return SAssign(str(name), expr, _tok(name), None)
 
-    def augassign(self, meta, name: Token, op: Token, expr: SExpr) -> SAssign:  # type: ignore[no-untyped-def]
+    def augassign(self, meta, name: Token, op: Token, expr: SExpr) -> SAssign:
         return SAssign(str(name), expr, _tok(name), str(op)[0])
 
-    def return_stmt(self, meta, *items: SExpr) -> SReturn:  # type: ignore[no-untyped-def]
+    def return_stmt(self, meta, *items: SExpr) -> SReturn:
         return SReturn(items, _loc(meta))
 
     def _binary(self, op: str, meta: lark.tree.Meta, a: SExpr, b: SExpr) -> SCall:
         return SCall(INFIX[op], (a, b), _loc(meta), _depth(a, b), written=False)
 
-    def add(self, meta, a, b):  # type: ignore[no-untyped-def]
+    def add(self, meta, a, b):
         return self._binary("+", meta, a, b)
 
-    def sub(self, meta, a, b):  # type: ignore[no-untyped-def]
+    def sub(self, meta, a, b):
         return self._binary("-", meta, a, b)
 
-    def mul(self, meta, a, b):  # type: ignore[no-untyped-def]
+    def mul(self, meta, a, b):
         return self._binary("*", meta, a, b)
 
-    def div(self, meta, a, b):  # type: ignore[no-untyped-def]
+    def div(self, meta, a, b):
         return self._binary("/", meta, a, b)
 
-    def pow(self, meta, a, b):  # type: ignore[no-untyped-def]
+    def pow(self, meta, a, b):
         return self._binary("**", meta, a, b)
 
-    def neg(self, meta, a: SExpr) -> SExpr:  # type: ignore[no-untyped-def]
+    def neg(self, meta, a: SExpr) -> SExpr:
         if isinstance(a, SNum):  # `-0.5` is a negative constant, not negative(0.5)
             text = a.text[1:] if a.text.startswith("-") else "-" + a.text
             return SNum(text, _loc(meta))
         return SCall("negative", (a,), _loc(meta), _depth(a), written=False)
 
-    def pos(self, meta, a: SExpr) -> SExpr:  # type: ignore[no-untyped-def]
+    def pos(self, meta, a: SExpr) -> SExpr:
         return a
 
-    def call(self, meta, name: Token, args: tuple[SExpr, ...] | None) -> SCall:  # type: ignore[no-untyped-def]
+    def call(self, meta, name: Token, args: tuple[SExpr, ...] | None) -> SCall:
         args = args or ()
         return SCall(str(name), args, _tok(name), _depth(*args) if args else 1)
 
-    def args(self, meta, *items: SExpr) -> tuple[SExpr, ...]:  # type: ignore[no-untyped-def]
+    def args(self, meta, *items: SExpr) -> tuple[SExpr, ...]:
         return items
 
-    def name(self, meta, name: Token) -> SName:  # type: ignore[no-untyped-def]
+    def name(self, meta, name: Token) -> SName:
         return SName(str(name), _tok(name))
 
-    def number(self, meta, n: Token) -> SNum:  # type: ignore[no-untyped-def]
+    def number(self, meta, n: Token) -> SNum:
         return SNum(str(n), _tok(n))
 
-    def tuple(self, meta, *items: SExpr | None) -> STuple:  # type: ignore[no-untyped-def]
+    def tuple(self, meta, *items: SExpr | None) -> STuple:
         kept = tuple(i for i in items if i is not None)
         return STuple(kept, _loc(meta), _depth(*kept))
 
@@ -203,16 +203,33 @@ _KEYWORD_MESSAGES = {
     "import": "imports are not part of the language",
     "from": "imports are not part of the language",
     "lambda": "lambdas are not part of the language",
-    **{k: f"'{k}' (control flow) is not part of the language: a program is straight-line code"
-       for k in ("if", "elif", "else", "for", "while", "try", "except", "with", "break",
-                 "continue", "match")},
+    **{
+        k: f"'{k}' (control flow) is not part of the language: a program is straight-line code"
+        for k in (
+            "if",
+            "elif",
+            "else",
+            "for",
+            "while",
+            "try",
+            "except",
+            "with",
+            "break",
+            "continue",
+            "match",
+        )
+    },
 }
 
 
 def _name_callback(tok: Token) -> Token:
     if keyword.iskeyword(tok.value):
-        raise _LexError(tok, _KEYWORD_MESSAGES.get(
-            tok.value, f"'{tok.value}' is a Python keyword and cannot be used here"))
+        raise _LexError(
+            tok,
+            _KEYWORD_MESSAGES.get(
+                tok.value, f"'{tok.value}' is a Python keyword and cannot be used here"
+            ),
+        )
     if tok.value.startswith("__"):
         raise _LexError(tok, f"names starting with '__' are reserved: {tok.value!r}")
     return tok
@@ -229,13 +246,19 @@ def grammar_text() -> str:
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
     return (Path(__file__).resolve().parent.parent / "grammar" / "optimizer.lark").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
 
 
 @functools.cache
 def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True,
-                lexer_callbacks={"NAME": _name_callback}, maybe_placeholders=True)
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        propagate_positions=True,
+        lexer_callbacks={"NAME": _name_callback},
+        maybe_placeholders=True,
+    )
 
 
 # -- syntax errors --------------------------------------------------------------------------------
@@ -255,7 +278,10 @@ _CHAR_MESSAGES = {
 }
 
 _TERMINAL_TEXT = {
-    "NAME": "a name", "NUMBER": "a number", "_NL": "end of line", "$END": "end of file",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "_NL": "end of line",
+    "$END": "end of file",
     "AUGOP": "'+=', '-=', '*=' or '/='",
 }
 
@@ -283,7 +309,11 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str
             return _CHAR_MESSAGES[ch], line, col
         if ch == "=":
             return "'=' is not allowed here (no keyword arguments or comparisons)", line, col
-        return f"unexpected character {ch!r}; expected {_expected(parser, set(e.allowed))}", line, col
+        return (
+            f"unexpected character {ch!r}; expected {_expected(parser, set(e.allowed))}",
+            line,
+            col,
+        )
     if isinstance(e, lark.exceptions.UnexpectedToken):
         tok = e.token
         expected = set(e.expected)
@@ -302,7 +332,7 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str
     return "unexpected end of file", line, col
 
 
-# -- public entry points ----------------------------------------------------------------------------
+# -- public entry points ---------------------------------------------------------------------
 def read_source(path: str) -> str:
     """The text of a program file; missing, unreadable and non-UTF-8 files raise ProgramError."""
     try:
@@ -319,7 +349,9 @@ def read_source(path: str) -> str:
         before = data[: e.start]
         line = before.count(b"\n") + 1
         col = e.start - (before.rfind(b"\n") + 1) + 1
-        raise ProgramError(f"not UTF-8 text (byte 0x{data[e.start]:02x})", path, line, col) from None
+        raise ProgramError(
+            f"not UTF-8 text (byte 0x{data[e.start]:02x})", path, line, col
+        ) from None
 
 
 def parse_file(path: str, values: Mapping[str, Fraction] | None = None) -> Program:
@@ -327,7 +359,9 @@ def parse_file(path: str, values: Mapping[str, Fraction] | None = None) -> Progr
     return parse(read_source(path), path, values)
 
 
-def parse(text: str, path: str = "<program>", values: Mapping[str, Fraction] | None = None) -> Program:
+def parse(
+    text: str, path: str = "<program>", values: Mapping[str, Fraction] | None = None
+) -> Program:
     """Parse program text into a verified, typed SSA program.
 
     ``values`` gives hypers their values (``--set``). Raises :class:`ProgramError` (with line and
@@ -343,8 +377,9 @@ def parse(text: str, path: str = "<program>", values: Mapping[str, Fraction] | N
     if text.startswith("\ufeff"):
         text = text[1:]
     if not any(ln.strip() and not ln.strip().startswith("#") for ln in lines):
-        raise fail("empty file: expected a program 'def NAME(PARAMS): ... return UPDATE, ...'",
-                   None)
+        raise fail(
+            "empty file: expected a program 'def NAME(PARAMS): ... return UPDATE, ...'", None
+        )
     parser = _parser()
     try:
         tree = parser.parse(text + ("\n" if not text.endswith("\n") else ""))
@@ -371,25 +406,29 @@ def parse(text: str, path: str = "<program>", values: Mapping[str, Fraction] | N
     return program
 
 
-def _bind_values(program: Program, values: Mapping[str, Fraction], fail) -> Program:  # type: ignore[no-untyped-def]
+def _bind_values(program: Program, values: Mapping[str, Fraction], fail) -> Program:
     hypers = {p.name: p for p in program.hypers}
     for name in values:
         if name not in hypers:
             known = ", ".join(hypers) or "none"
-            raise fail(f"--set {name}: the program has no hyper named {name!r} (hypers: {known})",
-                       None)
+            raise fail(
+                f"--set {name}: the program has no hyper named {name!r} (hypers: {known})", None
+            )
     program = program.bind(dict(values))
     for p in program.hypers:
         if p.default is None:
-            raise fail(f"hyper {p.name!r} has no value: give it a default ({p.name}=0.9) or pass "
-                       f"--set {p.name}=VALUE", p.loc)
+            raise fail(
+                f"hyper {p.name!r} has no value: give it a default ({p.name}=0.9) or pass "
+                f"--set {p.name}=VALUE",
+                p.loc,
+            )
     return program
 
 
 class _Lower:
     """Surface AST -> SSA statements, with the name, arity and role checks."""
 
-    def __init__(self, func: SFunc, path: str, text: str, fail) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, func: SFunc, path: str, text: str, fail) -> None:
         self.func, self.path, self.text, self.fail = func, path, text, fail
         self.env: dict[str, str] = {}
         self.count: dict[str, int] = {}
@@ -409,11 +448,20 @@ class _Lower:
         states = [p.name for p in params if p.role is Role.STATE]
         if len(items) != 1 + len(states):
             want = ", ".join(["update", *states])
-            raise self.fail(f"return gives {len(items)} value(s); expected {1 + len(states)} "
-                            f"({want})", f.ret.loc)
+            raise self.fail(
+                f"return gives {len(items)} value(s); expected {1 + len(states)} ({want})",
+                f.ret.loc,
+            )
         outputs = tuple(self._expr(e, None) for e in items)
-        return Program(f.name, params, tuple(self.body), outputs,
-                       tuple(self._at(e) for e in items), self.path, self.text)
+        return Program(
+            f.name,
+            params,
+            tuple(self.body),
+            outputs,
+            tuple(self._at(e) for e in items),
+            self.path,
+            self.text,
+        )
 
     @staticmethod
     def _at(e: SExpr) -> Loc:
@@ -436,19 +484,26 @@ class _Lower:
             role = self._role(sp)
             default = Const.of(sp.default) if sp.default is not None else None
             if default is not None and role in (Role.WEIGHT, Role.GRADIENT, Role.STEP):
-                raise self.fail(f"the {role.value} parameter {sp.name!r} cannot have a default",
-                                sp.loc)
+                raise self.fail(
+                    f"the {role.value} parameter {sp.name!r} cannot have a default", sp.loc
+                )
             params.append(Param(sp.name, role, default, sp.annotation, sp.loc))
             self.env[sp.name] = sp.name
         for role in (Role.WEIGHT, Role.GRADIENT, Role.LR, Role.STEP):
             found = [p for p in params if p.role is role]
             if len(found) > 1:
-                raise self.fail(f"more than one {role.value} parameter: "
-                                f"{', '.join(repr(p.name) for p in found)}", found[1].loc)
+                raise self.fail(
+                    f"more than one {role.value} parameter: "
+                    f"{', '.join(repr(p.name) for p in found)}",
+                    found[1].loc,
+                )
             if not found and role in (Role.WEIGHT, Role.GRADIENT):
                 examples = {Role.WEIGHT: "w", Role.GRADIENT: "g"}[role]
-                raise self.fail(f"no {role.value} parameter: name one {examples!r} or annotate it "
-                                f"': {role.value}'", self.func.loc)
+                raise self.fail(
+                    f"no {role.value} parameter: name one {examples!r} or annotate it "
+                    f"': {role.value}'",
+                    self.func.loc,
+                )
         return tuple(params)
 
     @staticmethod
@@ -467,16 +522,24 @@ class _Lower:
             raise self.fail("the body must be indented under 'def'", first)
         for loc in lines[1:]:
             if loc.col != first.col:
-                raise self.fail(f"inconsistent indentation: expected column {first.col}, like "
-                                f"line {first.line}", loc)
+                raise self.fail(
+                    f"inconsistent indentation: expected column {first.col}, like "
+                    f"line {first.line}",
+                    loc,
+                )
 
     def _assign(self, st: SAssign) -> None:
         self._check_name(st.target, st.loc)
         if st.target not in self.env and st.aug is not None:
             raise self.fail(f"name {st.target!r} is not defined before '{st.aug}='", st.loc)
         if st.aug is not None:
-            expr: SExpr = SCall(INFIX[st.aug], (SName(st.target, st.loc), st.expr), st.loc,
-                                st.expr.depth + 1, written=False)
+            expr: SExpr = SCall(
+                INFIX[st.aug],
+                (SName(st.target, st.loc), st.expr),
+                st.loc,
+                st.expr.depth + 1,
+                written=False,
+            )
         else:
             expr = st.expr
         k = self.count.get(st.target, 0) + 1

@@ -28,7 +28,7 @@ def _const_text(c: Const) -> tuple[str, int]:
     return ("-" + text, 3) if c.value < 0 else (text, _ATOM)
 
 
-def _param_text(p) -> str:  # type: ignore[no-untyped-def]
+def _param_text(p) -> str:
     text = p.name
     implied = NAME_ROLES.get(p.name) or (Role.HYPER if p.default is not None else Role.STATE)
     if p.role is not implied:
@@ -91,7 +91,9 @@ class _Printer:
             bound: dict[str, str] = {n: n for n in params}
             conflict: tuple[str, str] | None = None
             lines: list[tuple[list[str], str | None]] = [
-                ([*self._args_reads(s)], s.target) for s in self.p.body if s.target not in self.inline
+                ([*self._args_reads(s)], s.target)
+                for s in self.p.body
+                if s.target not in self.inline
             ]
             final: list[str] = []
             for a in self.p.outputs:
@@ -126,7 +128,7 @@ class _Printer:
 
     def call(self, s: Stmt) -> tuple[str, int]:
         op = OPS[s.op]
-        if s.op == "negative":
+        if s.op == "negative" and not isinstance(s.args[0], Const):  # `-0.5` parses as a constant
             text, prec = self.expr(s.args[0])
             return "-" + (f"({text})" if prec < 3 else text), 3
         if op.infix:

@@ -12,7 +12,7 @@ from enum import Enum
 
 from simplifier.errors import ProgramError
 from simplifier.interpret import forward
-from simplifier.ir import Const, Loc, Program, Role, Stmt
+from simplifier.ir import Loc, Program, Role, Stmt
 from simplifier.ops import OPS, Kind
 
 
@@ -22,8 +22,12 @@ class Type(Enum):
 
 
 INPUT_TYPES = {
-    Role.WEIGHT: Type.TENSOR, Role.GRADIENT: Type.TENSOR, Role.STATE: Type.TENSOR,
-    Role.LR: Type.SCALAR, Role.STEP: Type.SCALAR, Role.HYPER: Type.SCALAR,
+    Role.WEIGHT: Type.TENSOR,
+    Role.GRADIENT: Type.TENSOR,
+    Role.STATE: Type.TENSOR,
+    Role.LR: Type.SCALAR,
+    Role.STEP: Type.SCALAR,
+    Role.HYPER: Type.SCALAR,
 }
 _ORDINAL = ("first", "second", "third")
 
@@ -47,12 +51,18 @@ def infer_types(program: Program) -> dict[str, Type]:
         op = OPS[s.op]
         for i in op.scalar_args:
             if args[i] is Type.TENSOR:
-                raise _error(program, f"the {_ORDINAL[i]} argument of {_fn_name(s)} must be a "
-                             "scalar, got a tensor", s.loc)
+                raise _error(
+                    program,
+                    f"the {_ORDINAL[i]} argument of {_fn_name(s)} must be a scalar, got a tensor",
+                    s.loc,
+                )
         for i in op.tensor_args:
             if args[i] is Type.SCALAR:
-                raise _error(program, f"{_fn_name(s)} reduces a tensor; its {_ORDINAL[i]} "
-                             "argument is a scalar", s.loc)
+                raise _error(
+                    program,
+                    f"{_fn_name(s)} reduces a tensor; its {_ORDINAL[i]} argument is a scalar",
+                    s.loc,
+                )
         if op.kind in (Kind.REDUCTION, Kind.CONSTANT):
             return Type.SCALAR
         if op.kind is Kind.CLIP:
@@ -64,8 +74,10 @@ def infer_types(program: Program) -> dict[str, Type]:
     locs = program.output_locs or (None,) * len(outs)
     for name, t, loc in zip(program.states, outs[1:], locs[1:], strict=True):
         if t is Type.SCALAR:
-            raise _error(program, f"state {name!r} must be a tensor at the end of the step, but "
-                         "this return value is a scalar", loc)
+            raise _error(
+                program,
+                f"state {name!r} must be a tensor at the end of the step, but "
+                "this return value is a scalar",
+                loc,
+            )
     return env
-
-

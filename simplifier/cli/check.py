@@ -10,10 +10,13 @@ from simplifier.cli.common import add_json_option, add_program_options, load, pr
 from simplifier.ir import Program, format_number
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("check", help="parse and verify programs; print roles, states and types",
-                       description="Parse and verify each program; print its roles, states and "
-                       "the type (scalar or tensor) of every variable.")
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="parse and verify programs; print roles, states and types",
+        description="Parse and verify each program; print its roles, states and "
+        "the type (scalar or tensor) of every variable.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     add_program_options(p)
     add_json_option(p)
@@ -30,15 +33,26 @@ def report(program: Program) -> dict[str, Any]:
     for s in program.body:
         if s.var is None:
             continue
-        values.append({"name": s.var, "ssa": s.target, "line": s.loc.line if s.loc else None,
-                       "type": types[s.target].value})
+        values.append(
+            {
+                "name": s.var,
+                "ssa": s.target,
+                "line": s.loc.line if s.loc else None,
+                "type": types[s.target].value,
+            }
+        )
         final[s.var] = types[s.target].value
     return {
         "path": program.path,
         "name": program.name,
-        "params": [{"name": p.name, "role": p.role.value,
-                    "default": format_number(p.default.value) if p.default else None}
-                   for p in program.params],
+        "params": [
+            {
+                "name": p.name,
+                "role": p.role.value,
+                "default": format_number(p.default.value) if p.default else None,
+            }
+            for p in program.params
+        ],
         "states": list(program.states),
         "types": final,
         "values": values,
@@ -48,8 +62,11 @@ def report(program: Program) -> dict[str, Any]:
 def _text(r: dict[str, Any]) -> str:
     roles = ", ".join(f"{p['name']} {p['role']}" for p in r["params"])
     hypers = ", ".join(f"{p['name']}={p['default']}" for p in r["params"] if p["role"] == "hyper")
-    lines = [f"{r['path']}: ok: {r['name']}", f"  roles:  {roles}",
-             f"  states: {', '.join(r['states']) or '(none)'}"]
+    lines = [
+        f"{r['path']}: ok: {r['name']}",
+        f"  roles:  {roles}",
+        f"  states: {', '.join(r['states']) or '(none)'}",
+    ]
     if hypers:
         lines.append(f"  hypers: {hypers}")
     lines.append("  types:")

@@ -19,10 +19,20 @@ from simplifier.parse import parse_file
 
 def add_program_options(p: argparse.ArgumentParser) -> None:
     """``--semantics`` and ``--set NAME=VALUE``, for every command that reads programs."""
-    p.add_argument("--semantics", choices=("math", "hero"), default="math",
-                   help="numeric semantics: 'math' (default) or the paper's protected 'hero'")
-    p.add_argument("--set", dest="values", action="append", default=[], metavar="NAME=VALUE",
-                   help="give a hyper its value (repeatable), e.g. --set beta1=0.9")
+    p.add_argument(
+        "--semantics",
+        choices=("math", "hero"),
+        default="math",
+        help="numeric semantics: 'math' (default) or the paper's protected 'hero'",
+    )
+    p.add_argument(
+        "--set",
+        dest="values",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="give a hyper its value (repeatable), e.g. --set beta1=0.9",
+    )
 
 
 def add_json_option(p: argparse.ArgumentParser) -> None:

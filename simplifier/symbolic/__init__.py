@@ -1,0 +1,1 @@
+"""SymPy at the edge: translate programs in, run targeted transforms, translate back."""

@@ -1,0 +1,188 @@
+"""Random valid programs, for property tests (Hypothesis) and benchmarks (seeded ``random``).
+
+One generator serves both: it asks a :class:`Chooser` for each decision, and
+:func:`programs` (Hypothesis) and :func:`random_program` (``random.Random``) supply one.
+
+>>> import random
+>>> text = random_program(random.Random(0), statements=5)
+>>> text.startswith("def train(")
+True
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from simplifier.ops import OPS, Kind
+
+T = TypeVar("T")
+
+# Ops that are defined (finite) on most inputs: good for tests that compare values numerically.
+SAFE_UNARY = ("abs", "sign", "square", "tanh", "arctan", "sin", "cos", "negative", "cube", "sinh")
+ALL_UNARY = tuple(name for name, op in OPS.items() if op.kind is Kind.UNARY)
+SAFE_BINARY = ("add", "sub", "mul", "maximum", "minimum")
+ALL_BINARY = (*SAFE_BINARY, "div", "power")
+REDUCTIONS = ("norm", "global_norm", "dot", "cosine_sim")
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "power": "**"}
+_CONSTANTS = ("0.9", "0.999", "0.1", "2", "0.5", "1e-8", "3", ".25", "1.5", "0.0002")
+_TEMPS = ("a", "b", "c", "d", "u", "x", "y", "update", "tmp", "β")
+
+
+class Chooser(Protocol):
+    def integer(self, lo: int, hi: int) -> int: ...
+
+    def choice(self, options: Sequence[T]) -> T: ...
+
+
+@dataclass
+class _RandomChooser:
+    rng: random.Random
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi)
+
+    def choice(self, options: Sequence[T]) -> T:
+        return options[self.rng.randrange(len(options))]
+
+
+@dataclass
+class _DrawChooser:
+    draw: Callable[[Any], Any]
+
+    def integer(self, lo: int, hi: int) -> int:
+        from hypothesis import strategies as st
+
+        return int(self.draw(st.integers(lo, hi)))
+
+    def choice(self, options: Sequence[T]) -> T:
+        from hypothesis import strategies as st
+
+        return options[int(self.draw(st.integers(0, len(options) - 1)))]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Which constructs the generator may use."""
+
+    unary: tuple[str, ...] = ALL_UNARY
+    binary: tuple[str, ...] = ALL_BINARY
+    reductions: bool = True
+    clip: bool = True
+    max_depth: int = 2
+
+
+SAFE = Profile(unary=SAFE_UNARY, binary=SAFE_BINARY, reductions=True, clip=True)
+
+
+def generate(c: Chooser, statements: int, profile: Profile = Profile()) -> str:
+    """A random valid program text with about ``statements`` statements."""
+    n_states = c.integer(0, 3)
+    states = ["m", "v", "s"][:n_states]
+    use_step = c.integer(0, 3) == 0
+    hypers = ["beta", "eps"][: c.integer(0, 2)]
+    params = ["w", "g", *states, "lr", *(["step"] if use_step else [])]
+    params += [f"{h}={c.choice(('0.9', '0.5', '1e-8'))}" for h in hypers]
+    types: dict[str, str] = {"w": "T", "g": "T", "lr": "S", **dict.fromkeys(states, "T")}
+    types.update(dict.fromkeys(hypers, "S"))
+    if use_step:
+        types["step"] = "S"
+
+    def names(kind: str | None = None) -> list[str]:
+        return [n for n, t in types.items() if kind is None or t == kind]
+
+    def leaf(kind: str | None) -> tuple[str, str]:
+        if kind != "T" and c.integer(0, 3) == 0:
+            return c.choice(_CONSTANTS), "S"
+        pool = names(kind)
+        name = c.choice(pool)
+        return name, types[name]
+
+    def expr(depth: int, kind: str | None = None) -> tuple[str, str]:
+        """An expression and its type ('T' tensor, 'S' scalar); ``kind`` forces the type."""
+        if depth <= 0 or c.integer(0, 2) == 0:
+            return leaf(kind)
+        forms = ["unary", "binary", "binary", "interp"]
+        if profile.reductions and kind != "T":
+            forms.append("reduction")
+        if profile.clip and kind != "S":
+            forms.append("clip")
+        form = c.choice(forms)
+        if form == "unary":
+            x, t = expr(depth - 1, kind)
+            return f"{c.choice(profile.unary)}({x})", t
+        if form == "binary":
+            op = c.choice(profile.binary)
+            x, tx = expr(depth - 1, kind)
+            y, ty = expr(depth - 1, None if kind != "S" else "S")
+            if kind == "T" and "T" not in (tx, ty):
+                y, ty = leaf("T")
+            t = "T" if "T" in (tx, ty) else "S"
+            if op in _INFIX:
+                return f"({x} {_INFIX[op]} {y})", t
+            return f"{op}({x}, {y})", t
+        if form == "interp":
+            x, tx = expr(depth - 1, kind)
+            y, ty = expr(depth - 1, None if kind != "S" else "S")
+            if kind == "T" and "T" not in (tx, ty):
+                y, ty = leaf("T")
+            a, _ = expr(depth - 1, "S")
+            return f"interp({x}, {y}, {a})", "T" if "T" in (tx, ty) else "S"
+        if form == "reduction":
+            op = c.choice(REDUCTIONS)
+            args = [expr(depth - 1, "T")[0] for _ in range(OPS[op].arity)]
+            return f"{op}({', '.join(args)})", "S"
+        x, _ = expr(depth - 1, "T")
+        s, _ = expr(depth - 1, "S")
+        return f"clip({x}, {s})", "T"
+
+    body = []
+    for _ in range(statements):
+        target = (
+            c.choice([*states, *_TEMPS[: c.integer(1, len(_TEMPS))]]) if c.integer(0, 4) else "g"
+        )
+        kind = "T" if target in states or target == "g" else None
+        text, t = expr(c.integer(1, profile.max_depth), kind)
+        if text in types or text in _CONSTANTS:  # a bare name or number is a copy, not a statement
+            text = f"{c.choice(profile.unary)}({text})"
+        if c.integer(0, 6) == 0 and target in types:
+            op = c.choice(("+", "-", "*"))
+            if types[target] == "S" and t == "T":
+                target = c.choice(_TEMPS)
+                body.append(f"{target} = {text}")
+                types[target] = t
+                continue
+            body.append(f"{target} {op}= {text}")
+            types[target] = "T" if "T" in (types[target], t) else "S"
+            continue
+        body.append(f"{target} = {text}")
+        types[target] = t
+    update, _ = expr(1, "T")
+    outs = [update] + [s if types[s] == "T" else "w" for s in states]
+    lines = [f"def train({', '.join(params)}):", *(f"  {b}" for b in body)]
+    lines.append(f"  return {', '.join(outs)}")
+    return "\n".join(lines) + "\n"
+
+
+def random_program(rng: random.Random, statements: int = 10, profile: Profile = Profile()) -> str:
+    """A random program text from a seeded ``random.Random`` (for benchmarks)."""
+    return generate(_RandomChooser(rng), statements, profile)
+
+
+def programs(max_statements: int = 10, profile: Profile = Profile()) -> Any:
+    """Hypothesis strategy of random valid program texts.
+
+    >>> from hypothesis import given
+    >>> @given(programs())
+    ... def test(text): ...
+    """
+    from hypothesis import strategies as st
+
+    @st.composite
+    def strategy(draw: Callable[[Any], Any]) -> str:
+        c = _DrawChooser(draw)
+        return generate(c, c.integer(1, max_statements), profile)
+
+    return strategy()
