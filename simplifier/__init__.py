@@ -14,10 +14,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# `parse` is both a submodule and the function; importing it eagerly binds the function here.
+from simplifier.parse import parse, parse_file
+
 # Public API, imported lazily so that `import simplifier` (and the CLI) start fast.
 _EXPORTS = {
-    "parse": "simplifier.parse",
-    "parse_file": "simplifier.parse",
     "Program": "simplifier.ir",
     "ProgramError": "simplifier.errors",
     "to_text": "simplifier.printer",
@@ -34,4 +35,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*_EXPORTS, "__version__", "parse", "parse_file"]
