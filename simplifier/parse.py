@@ -282,6 +282,7 @@ _TERMINAL_TEXT = {
     "NUMBER": "a number",
     "_NL": "end of line",
     "$END": "end of file",
+    "<END-OF-FILE>": "end of file",
     "AUGOP": "'+=', '-=', '*=' or '/='",
 }
 
@@ -326,6 +327,13 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str
         if tok.type == "COLON" and "DEF" not in expected:
             return "unexpected ':' (annotations only in the parameter list; no blocks)", line, col
         shown = "end of line" if tok.type == "_NL" else repr(str(tok))
+        if expected <= {"$END", "<END-OF-FILE>"}:  # Lark names the end terminal either way
+            return (
+                f"unexpected {shown} after the return statement: 'return' ends the program "
+                "(one program per file)",
+                line,
+                col,
+            )
         if tok.type == "_NL":
             line, col = tok.line or line, tok.column or col
         return f"unexpected {shown}; expected {_expected(parser, expected)}", line, col
