@@ -117,14 +117,16 @@ def _torch_impl() -> dict[str, Callable[..., Array]]:
 
 def hero_overrides(impl: dict[str, Callable[..., Array]]) -> dict[str, Callable[..., Array]]:
     """The protected operations of the paper's released search space (``hero`` semantics)."""
-    absf = impl["abs"]
+    # Bind the unprotected functions now: the result is merged into the same table.
+    absf, div, sqrt, log = impl["abs"], impl["div"], impl["sqrt"], impl["log"]
+    log2, log10 = impl["log2"], impl["log10"]
     return {
-        "div": lambda a, b: impl["div"](a, b + EPS),
-        "sqrt": lambda x: impl["sqrt"](absf(x)),
-        "log": lambda x: impl["log"](absf(x)),
-        "log2": lambda x: impl["log2"](absf(x)),
-        "log10": lambda x: impl["log10"](absf(x)),
-        "log1p": lambda x: impl["log"](absf(1.0 + x)),
+        "div": lambda a, b: div(a, b + EPS),
+        "sqrt": lambda x: sqrt(absf(x)),
+        "log": lambda x: log(absf(x)),
+        "log2": lambda x: log2(absf(x)),
+        "log10": lambda x: log10(absf(x)),
+        "log1p": lambda x: log(absf(1.0 + x)),
     }
 
 
@@ -280,6 +282,19 @@ def step(
     return update, dict(zip(program.states, outs[1:], strict=True))
 
 
+def to_numpy(x: Array) -> np.ndarray:
+    """A float64 NumPy copy of a NumPy array or torch tensor (any dtype, any device)."""
+    if hasattr(x, "detach"):
+        return x.detach().to(device="cpu", dtype=_torch_float64()).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _torch_float64() -> Any:
+    import torch
+
+    return torch.float64
+
+
 def _ndim(x: Array) -> int:
     return int(x.ndim) if hasattr(x, "ndim") else 0
 
@@ -401,5 +416,5 @@ def train(
         semantics=semantics,
         backend=backend,
     )
-    final = [np.asarray(x.detach().cpu() if hasattr(x, "detach") else x) for x in trace.weights[-1]]
+    final = [to_numpy(x) for x in trace.weights[-1]]
     return trace, problem.loss(final)

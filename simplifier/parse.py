@@ -99,10 +99,6 @@ class SFunc:
     loc: Loc
 
 
-def _loc(meta: lark.tree.Meta) -> Loc:
-    return Loc(getattr(meta, "line", 1), getattr(meta, "column", 1))
-
-
 def _tok(t: Token) -> Loc:
     return Loc(t.line or 1, t.column or 1)
 
@@ -119,84 +115,85 @@ class _TooDeep(Exception):
         self.loc = loc
 
 
-@v_args(inline=True, meta=True)
+@v_args(inline=True)
 class _Build(Transformer_NonRecursive):
     """Builds the surface AST from Lark's tree without recursion (deep nesting is safe)."""
 
-    def start(self, meta: lark.tree.Meta, func: SFunc) -> SFunc:
+    def start(self, func: SFunc) -> SFunc:
         return func
 
-    def funcdef(self, meta, name: Token, params, body) -> SFunc:
+    def funcdef(self, name: Token, params, body) -> SFunc:
         stmts, ret = body
         return SFunc(str(name), tuple(params or ()), stmts, ret, _tok(name))
 
-    def params(self, meta, *ps: SParam) -> tuple[SParam, ...]:
+    def params(self, *ps: SParam) -> tuple[SParam, ...]:
         return ps
 
-    def param(self, meta, name: Token, ann: Token | None, default: str | None) -> SParam:
+    def param(self, name: Token, ann: Token | None, default: str | None) -> SParam:
         return SParam(str(name), str(ann) if ann is not None else None, default, _tok(name))
 
-    def signed_number(self, meta, n: Token) -> str:
+    def signed_number(self, n: Token) -> str:
         return str(n)
 
-    def negative_number(self, meta, n: Token) -> str:
+    def negative_number(self, n: Token) -> str:
         return "-" + str(n)
 
-    def body(self, meta, *items):
+    def body(self, *items):
         return tuple(items[:-1]), items[-1]
 
-    def assign(self, meta, name: Token, expr: SExpr) -> SAssign:
+    def assign(self, name: Token, expr: SExpr) -> SAssign:
         return SAssign(str(name), expr, _tok(name), None)
 
-    def augassign(self, meta, name: Token, op: Token, expr: SExpr) -> SAssign:
+    def augassign(self, name: Token, op: Token, expr: SExpr) -> SAssign:
         return SAssign(str(name), expr, _tok(name), str(op)[0])
 
-    def return_stmt(self, meta, *items: SExpr) -> SReturn:
-        return SReturn(items, _loc(meta))
+    def return_stmt(self, keyword: Token, *items: SExpr) -> SReturn:
+        return SReturn(items, _tok(keyword))
 
-    def _binary(self, op: str, meta: lark.tree.Meta, a: SExpr, b: SExpr) -> SCall:
-        return SCall(INFIX[op], (a, b), _loc(meta), _depth(a, b), written=False)
+    @staticmethod
+    def _binary(op: str, a: SExpr, b: SExpr) -> SCall:
+        return SCall(INFIX[op], (a, b), a.loc, _depth(a, b), written=False)
 
-    def add(self, meta, a, b):
-        return self._binary("+", meta, a, b)
+    def add(self, a, b):
+        return self._binary("+", a, b)
 
-    def sub(self, meta, a, b):
-        return self._binary("-", meta, a, b)
+    def sub(self, a, b):
+        return self._binary("-", a, b)
 
-    def mul(self, meta, a, b):
-        return self._binary("*", meta, a, b)
+    def mul(self, a, b):
+        return self._binary("*", a, b)
 
-    def div(self, meta, a, b):
-        return self._binary("/", meta, a, b)
+    def div(self, a, b):
+        return self._binary("/", a, b)
 
-    def pow(self, meta, a, b):
-        return self._binary("**", meta, a, b)
+    def pow(self, a, b):
+        return self._binary("**", a, b)
 
-    def neg(self, meta, a: SExpr) -> SExpr:
+    def neg(self, minus: Token, a: SExpr) -> SExpr:
         if isinstance(a, SNum):  # `-0.5` is a negative constant, not negative(0.5)
             text = a.text[1:] if a.text.startswith("-") else "-" + a.text
-            return SNum(text, _loc(meta))
-        return SCall("negative", (a,), _loc(meta), _depth(a), written=False)
+            return SNum(text, _tok(minus))
+        return SCall("negative", (a,), _tok(minus), _depth(a), written=False)
 
-    def pos(self, meta, a: SExpr) -> SExpr:
+    def pos(self, a: SExpr) -> SExpr:
         return a
 
-    def call(self, meta, name: Token, args: tuple[SExpr, ...] | None) -> SCall:
+    def call(self, name: Token, args: tuple[SExpr, ...] | None) -> SCall:
         args = args or ()
         return SCall(str(name), args, _tok(name), _depth(*args) if args else 1)
 
-    def args(self, meta, *items: SExpr) -> tuple[SExpr, ...]:
+    def args(self, *items: SExpr) -> tuple[SExpr, ...]:
         return items
 
-    def name(self, meta, name: Token) -> SName:
+    def name(self, name: Token) -> SName:
         return SName(str(name), _tok(name))
 
-    def number(self, meta, n: Token) -> SNum:
+    def number(self, n: Token) -> SNum:
         return SNum(str(n), _tok(n))
 
-    def tuple(self, meta, *items: SExpr | None) -> STuple:
+    def tuple(self, lpar: Token, *items: SExpr | None) -> STuple:
         kept = tuple(i for i in items if i is not None)
-        return STuple(kept, _loc(meta), _depth(*kept))
+        return STuple(kept, _tok(lpar), _depth(*kept))
 
 
 _KEYWORD_MESSAGES = {
