@@ -71,8 +71,11 @@ def _text(r: dict[str, Any]) -> str:
         lines.append(f"  hypers: {hypers}")
     lines.append("  types:")
     width = max(len(n) for n in r["types"])
+    assigned: dict[str, set[str]] = {}  # one pass: a scan per name is quadratic on long programs
+    for v in r["values"]:
+        assigned.setdefault(v["name"], set()).add(v["type"])
     for name, t in r["types"].items():
-        mixed = sorted({v["type"] for v in r["values"] if v["name"] == name})
+        mixed = sorted(assigned.get(name, ()))
         note = f"  (assigned as {' and '.join(mixed)})" if len(mixed) > 1 else ""
         lines.append(f"    {name:<{width}}  {t}{note}")
     return "\n".join(lines)
