@@ -1,0 +1,478 @@
+"""Bad input: one line ``FILE:LINE:COL: error: MESSAGE`` (plus an optional source line and caret),
+exit code 2, never a traceback. Each case of issue 2, item 7, and a few more, through
+``simplifier check`` (in process with :func:`simplifier.cli.main`, and a few in a subprocess).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from simplifier.cli import main
+from simplifier.errors import ProgramError
+from simplifier.parse import parse
+
+ERROR = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): error: (?P<message>.+)$")
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A bad program: where the error must point, and words its message must contain."""
+
+    id: str
+    text: str
+    line: int
+    col: int
+    words: tuple[str, ...]
+
+
+HEAD = "def train(w, g, lr):\n"
+
+CASES = [
+    # syntax errors say what was expected
+    Bad("unclosed-paren", HEAD + "  u = (g * lr\n  return u\n", 2, 14, ("expected", "')'")),
+    Bad(
+        "operator-twice",
+        HEAD + "  u = g * * lr\n  return u\n",
+        2,
+        11,
+        ("unexpected '*'", "expected", "a name"),
+    ),
+    Bad("missing-colon", "def train(w, g, lr)\n  return g\n", 1, 20, ("expected ':'",)),
+    Bad("bare-expression", HEAD + "  sqrt(g)\n  return g\n", 2, 7, ("expected", "'='")),
+    Bad("after-return", HEAD + "  return g\n  u = g\n", 3, 3, ("after the return",)),
+    Bad(
+        "two-programs",
+        HEAD + "  return g\ndef f(w, g):\n  return g\n",
+        3,
+        1,
+        ("one program per file",),
+    ),
+    Bad("no-def", "u = g * 2\n", 1, 1, ("expected 'def'",)),
+    Bad("unknown-character", HEAD + "  u = g × 2\n  return u\n", 2, 9, ("'×'", "expected")),
+    # names and functions
+    Bad(
+        "unknown-function",
+        HEAD + "  u = sgn(g)\n  return u\n",
+        2,
+        7,
+        ("unknown function 'sgn'", "did you mean 'sign'"),
+    ),
+    Bad(
+        "unknown-function-hero",
+        HEAD + "  u = interpolat(g, w, 0.5)\n  return u\n",
+        2,
+        7,
+        ("unknown function 'interpolat'", "did you mean 'interpolate'"),
+    ),
+    Bad(
+        "arity-interp",
+        HEAD + "  u = interp(g, w)\n  return u\n",
+        2,
+        7,
+        ("interp() takes 3 arguments, got 2",),
+    ),
+    Bad(
+        "arity-unary",
+        HEAD + "  u = sqrt(g, w)\n  return u\n",
+        2,
+        7,
+        ("sqrt() takes 1 argument, got 2",),
+    ),
+    Bad(
+        "arity-constant",
+        HEAD + "  u = g * get_pi(g)\n  return u\n",
+        2,
+        11,
+        ("get_pi() takes 0 arguments, got 1",),
+    ),
+    Bad(
+        "undefined-name",
+        HEAD + "  u = g * mom\n  return u\n",
+        2,
+        11,
+        ("name 'mom' is not defined",),
+    ),
+    Bad(
+        "undefined-close-name",
+        "def f(w, g, momentum):\n  u = g * momentun\n  return u, u\n",
+        2,
+        11,
+        ("'momentun' is not defined", "did you mean 'momentum'"),
+    ),
+    Bad(
+        "read-before-assignment",
+        HEAD + "  u = g * x\n  x = g * 2\n  return u\n",
+        2,
+        11,
+        ("name 'x' is not defined",),
+    ),
+    Bad(
+        "augmented-undefined",
+        HEAD + "  u += g\n  return u\n",
+        2,
+        3,
+        ("'u' is not defined before '+='",),
+    ),
+    Bad("variable-called", HEAD + "  u = g(w)\n  return u\n", 2, 7, ("'g' is a variable",)),
+    Bad(
+        "function-as-value",
+        HEAD + "  u = sqrt * g\n  return u\n",
+        2,
+        7,
+        ("'sqrt' is a function", "sqrt(...)"),
+    ),
+    # types
+    Bad(
+        "tensor-interp-weight",
+        "def f(w, g, m, lr):\n  m = interp(g, m, w)\n  return m, m\n",
+        2,
+        7,
+        ("third argument of interp() must be a scalar", "tensor"),
+    ),
+    Bad(
+        "tensor-clip-bound",
+        HEAD + "  u = clip(g, w)\n  return u\n",
+        2,
+        7,
+        ("second argument of clip() must be a scalar", "tensor"),
+    ),
+    Bad(
+        "reduction-of-scalar",
+        HEAD + "  u = global_norm(lr)\n  return g * u\n",
+        2,
+        7,
+        ("global_norm() reduces a tensor",),
+    ),
+    Bad(
+        "state-ends-scalar",
+        "def f(w, g, m, lr):\n  m = lr * 2\n  return g, m\n",
+        3,
+        13,
+        ("state 'm' must be a tensor", "scalar"),
+    ),
+    Bad(
+        "state-ends-constant",
+        "def f(w, g, m, lr):\n  m = 0.5\n  return g, m\n",
+        3,
+        13,
+        ("state 'm' must be a tensor",),
+    ),
+    # returns
+    Bad(
+        "too-few-returns",
+        "def f(w, g, m, v, lr):\n  return g, m\n",
+        2,
+        3,
+        ("return gives 2 value(s); expected 3", "update, m, v"),
+    ),
+    Bad(
+        "too-many-returns", HEAD + "  return g, g\n", 2, 3, ("return gives 2 value(s); expected 1",)
+    ),
+    Bad("missing-return", HEAD + "  u = g * lr\n", 2, 13, ("missing return",)),
+    Bad("bare-return", HEAD + "  return\n", 2, 9, ("expected", "a name")),
+    Bad(
+        "tuple-outside-return",
+        HEAD + "  u = (g, w)\n  return u\n",
+        2,
+        7,
+        ("tuple is only allowed as the return value",),
+    ),
+    # parameters
+    Bad(
+        "duplicate-parameter",
+        "def train(w, g, g, lr):\n  return g\n",
+        1,
+        17,
+        ("duplicate parameter 'g'",),
+    ),
+    Bad("no-weight", "def train(x, g, lr):\n  return g\n", 1, 5, ("no weight parameter",)),
+    Bad("no-gradient", "def train(w, m, lr):\n  return m, m\n", 1, 5, ("no gradient parameter",)),
+    Bad(
+        "two-lrs",
+        "def train(w, g, lr, learning_rate):\n  return g\n",
+        1,
+        21,
+        ("more than one lr parameter",),
+    ),
+    Bad(
+        "weight-default",
+        "def train(w=1, g):\n  return g\n",
+        1,
+        11,
+        ("weight parameter 'w' cannot have a default",),
+    ),
+    Bad(
+        "step-default",
+        "def train(w, g, step=1):\n  return g\n",
+        1,
+        17,
+        ("step parameter 'step' cannot have a default",),
+    ),
+    Bad("star-args", "def train(w, g, *rest):\n  return g\n", 1, 17, ("unexpected '*'",)),
+    Bad(
+        "hyper-without-value",
+        "def train(w, g, beta: hyper):\n  return g * beta\n",
+        1,
+        17,
+        ("hyper 'beta' has no value", "--set beta="),
+    ),
+    # Python keywords and reserved names
+    Bad(
+        "keyword-target",
+        HEAD + "  class = g * 2\n  return g\n",
+        2,
+        3,
+        ("'class' is a Python keyword",),
+    ),
+    Bad("keyword-parameter", "def train(w, g, lr, for=0.9):\n  return g\n", 1, 21, ("'for'",)),
+    Bad(
+        "keyword-value",
+        HEAD + "  u = g * True\n  return u\n",
+        2,
+        11,
+        ("'True' is a Python keyword",),
+    ),
+    Bad("if-block", HEAD + "  if g:\n    u = g\n  return g\n", 2, 3, ("'if'", "straight-line")),
+    Bad("for-loop", HEAD + "  for i in g:\n    u = g\n  return g\n", 2, 3, ("'for'",)),
+    Bad(
+        "dunder-target",
+        HEAD + "  __x = g * 2\n  return g\n",
+        2,
+        3,
+        ("names starting with '__' are reserved",),
+    ),
+    Bad(
+        "dunder-parameter",
+        "def train(w, g, __lr__):\n  return g\n",
+        1,
+        17,
+        ("names starting with '__' are reserved",),
+    ),
+    Bad(
+        "dunder-function",
+        HEAD + "  u = __import__(g)\n  return u\n",
+        2,
+        7,
+        ("names starting with '__' are reserved",),
+    ),
+    # constructs outside the language
+    Bad("string-single", HEAD + "  u = 'adam'\n  return g\n", 2, 7, ("strings",)),
+    Bad("string-double", HEAD + '  u = g * "2"\n  return g\n', 2, 11, ("strings",)),
+    Bad("lambda", HEAD + "  f = lambda x: x\n  return g\n", 2, 7, ("lambdas",)),
+    Bad("attribute", HEAD + "  u = g.abs()\n  return u\n", 2, 8, ("attribute access",)),
+    Bad(
+        "module-attribute", HEAD + "  u = torch.sign(g)\n  return u\n", 2, 12, ("attribute access",)
+    ),
+    Bad("subscript", HEAD + "  u = g[0]\n  return u\n", 2, 8, ("subscripts",)),
+    Bad("import", "import torch\n" + HEAD + "  return g\n", 1, 1, ("imports",)),
+    Bad("from-import", "from math import pi\n" + HEAD + "  return g\n", 1, 1, ("imports",)),
+    Bad("semicolon", HEAD + "  u = g; v = g\n  return u\n", 2, 8, ("one statement per line",)),
+    Bad(
+        "keyword-argument",
+        HEAD + "  u = interp(g, w, a=0.5)\n  return u\n",
+        2,
+        21,
+        ("keyword arguments",),
+    ),
+    Bad("decorator", "@jit\n" + HEAD + "  return g\n", 1, 1, ("decorators",)),
+    Bad("comparison", HEAD + "  u = g < w\n  return u\n", 2, 9, ("comparisons",)),
+    Bad("modulo", HEAD + "  u = g % w\n  return u\n", 2, 9, ("'%'",)),
+    Bad("dict", HEAD + "  u = {}\n  return g\n", 2, 7, ("dicts",)),
+    # layout
+    Bad(
+        "inconsistent-indent",
+        HEAD + "  u = g\n    v = u * 2\n  return v\n",
+        3,
+        5,
+        ("inconsistent indentation", "column 3"),
+    ),
+    Bad("unindented-body", HEAD + "u = g * 2\nreturn u\n", 2, 1, ("indented",)),
+    # empty input
+    Bad("empty", "", 1, 1, ("empty file",)),
+    Bad("only-comments", "# nothing here\n\n   \n", 1, 1, ("empty file",)),
+]
+
+
+def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["check", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error(err: str, path: str, line: int, col: int, words: tuple[str, ...]) -> str:
+    """One error line (optionally followed by the source line and a caret under the column)."""
+    assert "Traceback" not in err
+    lines = err.rstrip("\n").split("\n")
+    assert len(lines) in (1, 3), err
+    m = ERROR.match(lines[0])
+    assert m, lines[0]
+    assert (m["path"], int(m["line"]), int(m["col"])) == (path, line, col), lines[0]
+    for word in words:
+        assert word in m["message"], f"{word!r} not in {m['message']!r}"
+    if len(lines) == 3:
+        assert lines[2].strip() == "^"
+        # the caret sits under the column (both context lines are indented by two spaces)
+        assert len(lines[2]) - 2 == col, (lines[1], lines[2])
+    return m["message"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_bad_program(case: Bad, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / f"{case.id}.py"
+    path.write_text(case.text, encoding="utf-8")
+    code, out, err = run_check(capsys, str(path))
+    assert code == 2
+    assert out == ""
+    assert_one_error(err, str(path), case.line, case.col, case.words)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_bad_program_raises_program_error(case: Bad) -> None:
+    """The library raises the same located error (no other exception type escapes)."""
+    with pytest.raises(ProgramError) as info:
+        parse(case.text, "t.py")
+    assert (info.value.path, info.value.line, info.value.col) == ("t.py", case.line, case.col)
+
+
+def test_caret_context_is_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.py"
+    path.write_text(HEAD + "  u = sgn(g)\n  return u\n", encoding="utf-8")
+    _, _, err = run_check(capsys, str(path))
+    assert err.split("\n")[1:3] == ["    u = sgn(g)", "        ^"]
+
+
+def test_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin1.py"
+    path.write_bytes("def train(w, g, lr):\n  # café\n  return g\n".encode("latin-1"))
+    code, out, err = run_check(capsys, str(path))
+    assert code == 2 and out == ""
+    assert_one_error(err, str(path), 2, 8, ("not UTF-8", "0xe9"))
+
+
+def test_binary_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"PK\x03\x04\x00\xff\xfe\x00binary")
+    code, _, err = run_check(capsys, str(path))
+    assert code == 2
+    assert_one_error(err, str(path), 1, 6, ("not UTF-8",))
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nope.py"
+    code, out, err = run_check(capsys, str(path))
+    assert code == 2 and out == ""
+    assert_one_error(err, str(path), 1, 1, ("no such file",))
+
+
+def test_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_check(capsys, str(tmp_path))
+    assert code == 2
+    assert_one_error(err, str(tmp_path), 1, 1, ("directory",))
+
+
+def test_set_unknown_hyper(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.py"
+    path.write_text("def f(w, g, beta=0.9):\n  return g * beta\n", encoding="utf-8")
+    code, _, err = run_check(capsys, str(path), "--set", "gamma=0.5")
+    assert code == 2
+    assert_one_error(err, str(path), 1, 1, ("no hyper named 'gamma'", "beta"))
+
+
+@pytest.mark.parametrize("item", ["beta", "beta=abc", "=0.5"])
+def test_set_malformed(item: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.py"
+    path.write_text("def f(w, g, beta: hyper):\n  return g * beta\n", encoding="utf-8")
+    code, out, err = run_check(capsys, str(path), "--set", item)
+    assert code == 2 and out == ""
+    assert err.startswith("simplifier check: error: --set") and "Traceback" not in err
+    assert len(err.strip().split("\n")) == 1
+
+
+def test_first_bad_file_stops_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = tmp_path / "good.py", tmp_path / "bad.py"
+    good.write_text(HEAD + "  return g * lr\n", encoding="utf-8")
+    bad.write_text(HEAD + "  return g * lr2\n", encoding="utf-8")
+    code, _, err = run_check(capsys, str(good), str(bad))
+    assert code == 2
+    assert_one_error(err, str(bad), 2, 14, ("'lr2' is not defined", "did you mean 'lr'"))
+
+
+# -- very deep and very long programs --------------------------------------------------------------
+DEEP = 5000
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "sqrt(" * DEEP + "g" + ")" * DEEP,
+        "-" * DEEP + "g",
+        " + ".join(["g"] * DEEP),
+        " ** ".join(["g"] * DEEP),
+        "interp(" * DEEP + "g" + ", w, 0.5)" * DEEP,
+    ],
+    ids=["calls", "negations", "sum", "powers", "interps"],
+)
+def test_deep_nesting_is_refused_clearly(
+    expr: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "deep.py"
+    path.write_text(f"def f(w, g):\n  u = {expr}\n  return u\n", encoding="utf-8")
+    code, out, err = run_check(capsys, str(path))
+    assert code == 2 and out == ""
+    m = ERROR.match(err.split("\n")[0])
+    assert m and m["line"] == "2" and "nested more than" in m["message"]
+    assert len(err.split("\n")[0]) < 300  # no giant context line
+
+
+def test_moderate_nesting_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nested.py"
+    path.write_text("def f(w, g):\n  u = " + "tanh(" * 150 + "g" + ")" * 150 + "\n  return u\n")
+    code, _, _ = run_check(capsys, str(path))
+    assert code == 0
+
+
+@pytest.mark.slow
+def test_twenty_thousand_statements(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    n = 20_000
+    body = ["  m = interp(g, m, 0.9)"]
+    body += [f"  x{i} = tanh(x{i - 1}) * 0.5 + m" if i else "  x0 = m * 2" for i in range(n - 2)]
+    body += [f"  update = sign(x{n - 3}) * lr"]
+    path = tmp_path / "long.py"
+    path.write_text("def f(w, g, m, lr):\n" + "\n".join(body) + "\n  return update, m\n")
+    start = time.perf_counter()
+    code, out, err = run_check(capsys, str(path))
+    elapsed = time.perf_counter() - start
+    assert code == 0, err
+    assert f"x{n - 3}" in out
+    print(f"checked a {n}-statement program in {elapsed:.1f} s")
+
+
+# -- a real process: exit status and stderr, no traceback -----------------------------------
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "empty file"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"def train(w, g, lr):\n  u = 'x'\n  return g\n", "strings"),
+    ],
+)
+def test_in_a_subprocess(content: bytes, words: str, tmp_path: Path) -> None:
+    path = tmp_path / "p.py"
+    path.write_bytes(content)
+    r = subprocess.run(
+        [sys.executable, "-m", "simplifier", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert "Traceback" not in r.stderr
+    assert ERROR.match(r.stderr.split("\n")[0]) and words in r.stderr
