@@ -62,16 +62,33 @@ def eliminate_dead_code(program: Program, *, across_steps: bool = True) -> PassR
     for name in info.dead_states:
         reason = info.states[name].reason
         changes.append(Change("dead-state", f"state '{name}': {reason}", state_lines[name]))
+    return PassResult(_without(program, used, live_states), tuple(changes))
+
+
+def prune(program: Program, *, across_steps: bool = True) -> Program:
+    """The program without its dead statements and states, computed fast (no reasons).
+
+    >>> from simplifier.parse import parse
+    >>> prune(parse("def f(w, g, m):\\n  m = cosh(g)\\n  return g, m\\n")).states
+    ()
+    """
+    used, live_states = live_values(program, across_steps=across_steps)
+    return _without(program, used, live_states)
+
+
+def _without(program: Program, used: set[str], live_states: tuple[str, ...]) -> Program:
+    """``program`` keeping only the statements in ``used`` and the states in ``live_states``."""
+    states = [p.name for p in program.params if p.role is Role.STATE]
     body = tuple(s for s in program.body if s.target in used)
-    dead_states = set(info.dead_states)
-    keep = [True] + [p.name not in dead_states for p in program.params if p.role is Role.STATE]
+    if len(live_states) == len(states):
+        return program if len(body) == len(program.body) else replace(program, body=body)
+    keep = [True] + [s in live_states for s in states]
     outputs = tuple(a for a, k in zip(program.outputs, keep, strict=True) if k)
     locs = program.output_locs
     if len(locs) == len(keep):
         locs = tuple(loc for loc, k in zip(locs, keep, strict=True) if k)
-    params = tuple(p for p in program.params if p.name not in dead_states)
-    new = replace(program, params=params, body=body, outputs=outputs, output_locs=locs)
-    return PassResult(new, tuple(changes))
+    params = tuple(p for p in program.params if p.role is not Role.STATE or p.name in live_states)
+    return replace(program, params=params, body=body, outputs=outputs, output_locs=locs)
 
 
 def _is_return_line(program: Program, line: int) -> bool:

@@ -1,0 +1,196 @@
+"""The structural semantic hash: equal for programs that differ only in spelling, not in meaning.
+
+The hash is a Merkle digest (``hashlib.blake2b``) of the live expression DAG, the DAG that is
+left after dead-code elimination across steps. It is invariant under:
+
+- variable names (inputs are identified by role, statements by what they compute);
+- the order of independent statements, and nesting (``a = f(x); b = g(a)`` vs ``b = g(f(x))``):
+  a value's digest depends on its expression only;
+- dead statements and dead states (only the live DAG is hashed);
+- the argument order of commutative ops (children's digests are sorted);
+- how a constant is spelled (``0.5``, ``.5``, ``5e-1``: constants are exact fractions);
+- the order and names of states: a state is identified by its content, by iterative label
+  refinement over the state cycle (Weisfeiler-Lehman style): every state starts with the same
+  label (all states are zero at step 0), each round relabels a state by the digest of its
+  update expression under the previous labels, and rounds stop when the partition of states
+  stops splitting. Two states in one class compute the same value at every step, so
+  the classes are deduplicated.
+
+When it can be wrong (see ``docs/analysis.md``): a false "different" for programs that are
+equal by algebra rather than by structure (``x + x`` vs ``2 * x``, ``interp(x, y, a)`` vs
+``interp(y, x, 1 - a)``, ``sub(x, y)`` vs ``add(x, negative(y))``) — the numeric
+:mod:`~simplifier.analysis.fingerprint` catches most of those; a false "equal" only through
+a collision of the 128-bit digest. Hypers are hashed by value and role (a program with
+``beta=0.9`` equals the same program with another hyper name, but not the one with a literal
+``0.9``); a hyper without a value is hashed by its name.
+
+The digest of every sub-expression is cached across calls (a bounded table keyed by the op and
+the children's digests): a search produces programs that share most of their statements, so
+most sub-expressions are hashed once per stream, not once per program.
+
+>>> from simplifier.parse import parse
+>>> a = parse("def f(w, g, m, lr):\\n  m = interp(g, m, .9)\\n  return sign(m) * lr, m\\n")
+>>> b = parse("def f(w, g, v, lr):\\n  t = 0.1 * g + 0.9 * v\\n  return lr * sign(t), t\\n")
+>>> c = parse("def f(w, g, mom, lr):\\n  mom = interp(g,mom,9e-1)\\n  return lr*sign(mom),mom\\n")
+>>> structural_hash(a) == structural_hash(c) != structural_hash(b)
+True
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from fractions import Fraction
+from hashlib import blake2b
+
+from simplifier.analysis.liveness import live_values
+from simplifier.ir import Atom, Const, Param, Program, Ref, Role, Stmt
+from simplifier.ops import OPS
+
+Digest = bytes  # 16 bytes
+_SIZE = 16
+
+
+def _digest(*parts: bytes) -> Digest:
+    return blake2b(b"\x00".join(parts), digest_size=_SIZE).digest()
+
+
+class Rule(Enum):
+    """How an op's arguments enter its digest."""
+
+    ORDERED = "ordered"  # in order: f(x, y) != f(y, x)
+    COMMUTATIVE = "commutative"  # as a sorted multiset of digests
+    CONSTANT = "constant"  # a constant op whose value is a literal: hashed as that literal
+
+
+# One rule per op. get_eps() is exactly the literal 1e-8 under both semantics; get_pi() and
+# get_e() are not rationals, so they stay ops (ORDERED, with no arguments).
+HASH_RULES: dict[str, Rule] = {
+    name: Rule.COMMUTATIVE if op.commutative else Rule.ORDERED for name, op in OPS.items()
+}
+HASH_RULES["get_eps"] = Rule.CONSTANT
+CONSTANT_VALUES: dict[str, Fraction] = {"get_eps": Fraction(1, 10**8)}
+_COMMUTATIVE = frozenset(name for name, rule in HASH_RULES.items() if rule is Rule.COMMUTATIVE)
+_TAGS: dict[str, bytes] = {name: b"op:" + name.encode() for name in OPS}
+
+# The caches of digests, shared by every call in the process. They are deterministic (a digest
+# is a pure function of its key) and are cleared when they grow past _MEMO_LIMIT entries.
+_MEMO: dict[tuple[object, ...], Digest] = {}  # (op, *argument digests) -> digest
+_CONST_MEMO: dict[object, Digest] = {}  # constant text or exact value -> digest
+_INPUT_MEMO: dict[tuple[object, ...], Digest] = {}  # (role, value or name) -> digest
+_MEMO_LIMIT = 1 << 20
+
+
+def const_digest(value: Fraction) -> Digest:
+    """The digest of an exact constant (any spelling of the same number gives the same one)."""
+    return _digest(b"const", str(value.numerator).encode(), str(value.denominator).encode())
+
+
+def _const(c: Const) -> Digest:
+    # Keyed by the source text when there is one: str hashes are cached, Fraction's are not.
+    key: object = c.text or c.value
+    d = _CONST_MEMO.get(key)
+    if d is None:
+        if len(_CONST_MEMO) > _MEMO_LIMIT:
+            _CONST_MEMO.clear()
+        d = _CONST_MEMO[key] = const_digest(c.value)
+    return d
+
+
+def _node(key: tuple[object, ...]) -> Digest:
+    """The digest of ``(op, *argument digests)`` (arguments already in canonical order)."""
+    if len(_MEMO) > _MEMO_LIMIT:
+        _MEMO.clear()
+    op = key[0]
+    assert isinstance(op, str)
+    value = CONSTANT_VALUES.get(op)
+    d = const_digest(value) if value is not None else _digest(_TAGS[op], *key[1:])  # type: ignore[arg-type]
+    _MEMO[key] = d
+    return d
+
+
+_STATE0 = _digest(b"state")
+
+
+def _input(p: Param) -> Digest:
+    """Inputs are identified by role; hypers by value (by name only when they have none)."""
+    key: tuple[object, ...] = (p.role, p.default.value if p.default is not None else p.name)
+    d = _INPUT_MEMO.get(key)
+    if d is None:
+        if len(_INPUT_MEMO) > _MEMO_LIMIT:
+            _INPUT_MEMO.clear()
+        if p.role is Role.HYPER:
+            d = (
+                _digest(b"hyper", const_digest(p.default.value))
+                if p.default is not None
+                else _digest(b"free-hyper", p.name.encode())
+            )
+        else:
+            d = _digest(b"input", p.role.value.encode())
+        _INPUT_MEMO[key] = d
+    return d
+
+
+def structural_hash(
+    program: Program, *, live: tuple[set[str], tuple[str, ...]] | None = None
+) -> str:
+    """The structural hash of a program, as 32 hex digits (see the module docstring).
+
+    ``live`` is :func:`~simplifier.analysis.liveness.live_values` of the program, when the
+    caller has it already.
+
+    >>> from simplifier.parse import parse
+    >>> h = structural_hash(parse("def f(w, g, lr):\\n  return g * lr\\n"))
+    >>> h == structural_hash(parse("def f(p, grad, lr):\\n  dead = exp(p)\\n  return lr*grad\\n"))
+    True
+    """
+    used, live_states = live if live is not None else live_values(program)
+    keys: dict[str, Digest] = {}
+    for p in program.params:
+        if p.role is not Role.STATE:
+            keys[p.name] = _input(p)
+    for name in live_states:
+        keys[name] = _STATE0
+    stmts = [s for s in program.body if s.target in used]
+    _hash_statements(stmts, keys)
+    outputs = program.outputs
+
+    def read(a: Atom) -> Digest:
+        return keys[a.name] if a.__class__ is Ref else _const(a)  # type: ignore[arg-type]
+
+    if not live_states:
+        return _digest(b"program", read(outputs[0])).hex()
+    # Label refinement. Only statements that read a state (directly or not) change between
+    # rounds, so later rounds rehash only those.
+    states = [p.name for p in program.params if p.role is Role.STATE]
+    state_outs = dict(zip(states, outputs[1:], strict=True))
+    tainted = set(live_states)
+    todo = []
+    for s in stmts:
+        for a in s.args:
+            if a.__class__ is Ref and a.name in tainted:
+                tainted.add(s.target)
+                todo.append(s)
+                break
+    labels = dict.fromkeys(live_states, _STATE0)
+    classes = 1
+    while True:
+        new = {s: _digest(labels[s], read(state_outs[s])) for s in live_states}
+        n = len(set(new.values()))
+        if n == classes:  # stable: the labels tell apart exactly the classes of equal states
+            return _digest(b"program", read(outputs[0]), *sorted(set(new.values()))).hex()
+        labels, classes = new, n
+        keys.update(labels)
+        _hash_statements(todo, keys)
+
+
+def _hash_statements(stmts: list[Stmt], keys: dict[str, Digest]) -> None:
+    """Digest every statement in order, reading and writing ``keys`` (the hot loop)."""
+    memo, const, node, commutative = _MEMO, _const, _node, _COMMUTATIVE
+    for s in stmts:
+        args = [keys[a.name] if a.__class__ is Ref else const(a) for a in s.args]  # type: ignore[arg-type]
+        op = s.op
+        if op in commutative:
+            args.sort()
+        key = (op, *args)
+        d = memo.get(key)
+        keys[s.target] = d if d is not None else node(key)
