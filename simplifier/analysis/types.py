@@ -44,30 +44,44 @@ def _fn_name(stmt: Stmt) -> str:
     return f"'{op.infix}'" if op.infix and stmt.op != "power" else f"{stmt.op}()"
 
 
+# Per op: (positions that must be scalars, positions that must be tensors, result rule), where
+# the rule is a fixed type, "first" (the first argument's type: clip) or None (element-wise: a
+# tensor if any argument is one). A table, so that the hot loop does one lookup per statement.
+def _result(kind: Kind) -> Type | str | None:
+    if kind in (Kind.REDUCTION, Kind.CONSTANT):
+        return Type.SCALAR
+    return "first" if kind is Kind.CLIP else None
+
+
+_RULES: dict[str, tuple[tuple[int, ...], tuple[int, ...], Type | str | None]] = {
+    name: (op.scalar_args, op.tensor_args, _result(op.kind)) for name, op in OPS.items()
+}
+
+
 def infer_types(program: Program) -> dict[str, Type]:
     """Map every SSA value to its type; raise ProgramError where a program is ill-typed."""
+    rules = _RULES
+    scalar, tensor = Type.SCALAR, Type.TENSOR
 
     def apply(s: Stmt, args: list[Type]) -> Type:
-        op = OPS[s.op]
-        for i in op.scalar_args:
-            if args[i] is Type.TENSOR:
+        must_be_scalar, must_be_tensor, result = rules[s.op]
+        for i in must_be_scalar:
+            if args[i] is tensor:
                 raise _error(
                     program,
                     f"the {_ORDINAL[i]} argument of {_fn_name(s)} must be a scalar, got a tensor",
                     s.loc,
                 )
-        for i in op.tensor_args:
-            if args[i] is Type.SCALAR:
+        for i in must_be_tensor:
+            if args[i] is scalar:
                 raise _error(
                     program,
                     f"{_fn_name(s)} reduces a tensor; its {_ORDINAL[i]} argument is a scalar",
                     s.loc,
                 )
-        if op.kind in (Kind.REDUCTION, Kind.CONSTANT):
-            return Type.SCALAR
-        if op.kind is Kind.CLIP:
-            return args[0]
-        return Type.TENSOR if Type.TENSOR in args else Type.SCALAR
+        if result is None:
+            return tensor if tensor in args else scalar
+        return args[0] if result == "first" else result  # type: ignore[return-value]
 
     inputs = {p.name: INPUT_TYPES[p.role] for p in program.params}
     env, outs = forward(program, inputs, apply, lambda c: Type.SCALAR)
