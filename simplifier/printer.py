@@ -5,7 +5,8 @@ Names are the source names, renamed only where a later assignment would shadow a
 still read (which a pass that reorders statements can cause).
 
 >>> from simplifier.parse import parse
->>> print(to_text(parse("def f(w, g, m):\\n  m = interp(g, m, .9)\\n  return -(m*2) + w, m")), end="")
+>>> text = "def f(w, g, m):\\n  m = interp(g, m, .9)\\n  return -(m*2) + w, m"
+>>> print(to_text(parse(text)), end="")
 def f(w, g, m):
   m = interp(g, m, 0.9)
   return -(m * 2) + w, m
