@@ -25,6 +25,8 @@ _EXPORTS = {
     "infer_types": "simplifier.analysis.types",
     "run": "simplifier.numeric",
     "train": "simplifier.numeric",
+    "simplify": "simplifier.simplify",
+    "SimplifyResult": "simplifier.simplify",
 }
 
 

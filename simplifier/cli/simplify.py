@@ -1,0 +1,98 @@
+"""``simplifier simplify FILE [-o OUT] [--force] [--json] [--semantics] [--allow]``.
+
+Prints the simplified program, then the change log and the verdict as ``#`` comments (so the
+output is still a valid program file). With ``-o`` the program goes to OUT (atomically; an
+existing file only with ``--force``) and the log to stdout. Exit 0 when the numeric check
+agrees, 1 when it does not (nothing is written then), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from simplifier.cli.common import (
+    add_json_option,
+    add_program_options,
+    load,
+    print_json,
+    write_output,
+)
+from simplifier.errors import ProgramError
+from simplifier.passes.base import Change
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simplify",
+        help="simplify a program (dead code, rewrite rules, SymPy folding) and log every change",
+        description="Simplify a program: dead-code removal, named rewrite rules, SymPy folding "
+        "and a readable reconstruction. Every change is logged with its exactness level "
+        "(exact, almost-everywhere with its condition, approximate with its bound); the result "
+        "is checked against the input.",
+    )
+    p.add_argument("file", metavar="FILE", help="the program file")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the simplified program to OUT")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    add_program_options(p)
+    p.add_argument(
+        "--allow",
+        choices=("exact", "almost-everywhere", "approximate"),
+        default="almost-everywhere",
+        help="the least exact rewrites that may be applied (default: almost-everywhere)",
+    )
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def change_line(c: Change) -> str:
+    """One change as a log line: ``line 12  rewrite  DETAIL  [LEVEL: CONDITION]``."""
+    where = f"line {c.line}" if c.line is not None else ""
+    how = f"{c.level}: {c.condition}" if c.condition else c.level
+    return f"{where:<8} {c.kind:<15} {c.detail}  [{how}]"
+
+
+def report(result: Any, semantics: str, allow: str, verdict: bool = True) -> str:
+    """The program text followed by the log as comments (the golden files are this text
+    without the verdict line)."""
+    from simplifier.printer import to_text
+
+    before, after = result.operations
+    lines = [f"# simplified: {before} -> {after} operations (semantics {semantics}, allow {allow})"]
+    lines += [f"# {change_line(c)}".rstrip() for c in result.changes]
+    lines += [f"# note: {n}" for n in result.notes]
+    if verdict:
+        lines.append(f"# verdict: {result.verdict}")
+    return to_text(result.program) + "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from simplifier.printer import to_text
+    from simplifier.simplify import simplify
+
+    if args.output and not args.force:
+        from pathlib import Path
+
+        if Path(args.output).exists():  # fail before the work; write_output checks again
+            raise ProgramError("output file exists; pass --force to overwrite it", args.output)
+    program = load(args.file, args)
+    result = simplify(program, args.semantics, args.allow)
+    ok = result.numeric is None or result.numeric.agree
+    if args.output and ok:
+        write_output(args.output, to_text(result.program), args.force)
+    if args.json:
+        print_json({"path": args.file, "output": args.output, **result.as_json()})
+    elif args.output:
+        text = report(result, args.semantics, args.allow)
+        print("\n".join(line for line in text.splitlines() if line.startswith("#")))
+    else:
+        print(report(result, args.semantics, args.allow), end="")
+    if result.numeric is not None and not ok:
+        print(
+            f"simplifier simplify: error: the simplified program does not agree with "
+            f"{args.file} ({result.numeric.text()}); nothing written",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
