@@ -27,6 +27,8 @@ _EXPORTS = {
     "train": "simplifier.numeric",
     "simplify": "simplifier.simplify",
     "SimplifyResult": "simplifier.simplify",
+    "equivalent": "simplifier.equiv.api",
+    "Verdict": "simplifier.equiv.verdict",
 }
 
 

@@ -44,6 +44,8 @@ class interp(sp.Function):
             return x
         if a == 1:
             return y
+        if x.is_number and y.is_number and a.is_number:  # a constant: Max/Min must compare it
+            return (1 - a) * x + a * y
         return None
 
     def _eval_rewrite_as_Add(self, x: sp.Expr, y: sp.Expr, a: sp.Expr, **kwargs: object) -> sp.Expr:
@@ -181,9 +183,13 @@ def translate(
     semantics: Semantics = "math",
     inputs: dict[str, sp.Expr] | None = None,
     bind_hypers: bool = True,
+    overrides: dict[str, Callable[..., sp.Expr]] | None = None,
 ) -> SymbolicStep:
-    """Translate one step; ``inputs`` may replace input symbols (e.g. states by expressions)."""
-    table = impl_table(semantics)
+    """Translate one step; ``inputs`` may replace input symbols (e.g. states by expressions).
+
+    ``overrides`` replaces rules of the op table (e.g. a cheaper ``maximum``).
+    """
+    table = {**impl_table(semantics), **(overrides or {})}
     symbols = input_symbols(program, bind_hypers)
     if inputs:
         symbols.update(inputs)
