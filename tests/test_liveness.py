@@ -155,3 +155,14 @@ def test_corpus_programs_other_than_raw_have_no_dead_statements_within_a_step(pa
         pytest.skip("padded on purpose")
     info = liveness(p, across_steps=False)
     assert all(f.live for f in info.values.values()), path.name
+
+
+def test_reasons_without_source_positions():
+    # Programs built by passes may have no locations: reasons still say what happened.
+    from dataclasses import replace
+
+    p = parse("def f(w, g, m):\n  t = exp(g)\n  t = sin(g)\n  m = cosh(t)\n  return t, m\n")
+    p = p.with_body(tuple(replace(s, loc=None) for s in p.body))
+    info = liveness(p)
+    assert info.values["t.1"].reason == "overwritten before it is read"
+    assert info.states["m"].reason == "overwritten before it is read"

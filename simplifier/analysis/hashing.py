@@ -76,7 +76,7 @@ _TAGS: dict[str, bytes] = {name: b"op:" + name.encode() for name in OPS}
 # is a pure function of its key) and are cleared when they grow past _MEMO_LIMIT entries.
 _MEMO: dict[tuple[object, ...], Digest] = {}  # (op, *argument digests) -> digest
 _CONST_MEMO: dict[object, Digest] = {}  # constant text or exact value -> digest
-_INPUT_MEMO: dict[tuple[object, ...], Digest] = {}  # (role, value or name) -> digest
+_INPUT_MEMO: dict[object, Digest] = {}  # a hyper's value (or name, if it has none) -> digest
 _MEMO_LIMIT = 1 << 20
 
 
@@ -111,21 +111,30 @@ def _node(key: tuple[object, ...]) -> Digest:
 _STATE0 = _digest(b"state")
 
 
+_ROLE_DIGESTS: dict[str, Digest] = {
+    role._value_: _digest(b"input", role.value.encode())
+    for role in (Role.WEIGHT, Role.GRADIENT, Role.LR, Role.STEP)
+}
+
+
 def _input(p: Param) -> Digest:
     """Inputs are identified by role; hypers by value (by name only when they have none)."""
-    key: tuple[object, ...] = (p.role, p.default.value if p.default is not None else p.name)
+    # Keys avoid Enum and Fraction hashing (both run Python code): role values are str,
+    # and a constant's source text determines its value when it has one.
+    role = p.role._value_
+    if role != "hyper":
+        return _ROLE_DIGESTS[role]
+    c = p.default
+    key: object = (c.text or c.value) if c is not None else ("free", p.name)
     d = _INPUT_MEMO.get(key)
     if d is None:
         if len(_INPUT_MEMO) > _MEMO_LIMIT:
             _INPUT_MEMO.clear()
-        if p.role is Role.HYPER:
-            d = (
-                _digest(b"hyper", const_digest(p.default.value))
-                if p.default is not None
-                else _digest(b"free-hyper", p.name.encode())
-            )
-        else:
-            d = _digest(b"input", p.role.value.encode())
+        d = (
+            _digest(b"hyper", const_digest(c.value))
+            if c is not None
+            else _digest(b"free-hyper", p.name.encode())
+        )
         _INPUT_MEMO[key] = d
     return d
 

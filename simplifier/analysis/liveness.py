@@ -157,21 +157,22 @@ class _Explainer:
                     stack.extend(a.name for a in stmt.args if type(a) is Ref)
         self.state_why = {d: self._state(d) for d in self.dead_states}
 
-    def _first_assignment(self, var: str, after: int = -1) -> int | None:
+    def _overwritten(self, var: str, after: int = -1) -> str | None:
+        """ "overwritten at line N" for the next assignment of ``var`` after index ``after``."""
         for s in self.p.body[after + 1 :]:
             if s.var == var:
-                return s.loc.line if s.loc else None
+                return f"overwritten at line {s.loc.line}" if s.loc else "overwritten"
         return None
 
     def _state(self, d: str) -> _StateWhy:
         stmt_readers = self.readers.get(d, [])
         out_readers = [s for s, out in self.state_out.items() if type(out) is Ref and out.name == d]
         if not stmt_readers and not out_readers:
-            line = self._first_assignment(d)
-            if line is not None:
+            overwritten = self._overwritten(d)
+            if overwritten is not None:
                 return _StateWhy(
-                    f"overwritten at line {line} before it is read",
-                    f"overwritten at line {line} before it is read in the next step",
+                    f"{overwritten} before it is read",
+                    f"{overwritten} before it is read in the next step",
                 )
             return _StateWhy("never read", "never read in the next step")
         sinks = self.feeds.get(d, [])
@@ -199,9 +200,9 @@ class _Explainer:
         if readers:
             return f"read only by {_lines(readers)}"
         if stmt.var is not None:
-            line = self._first_assignment(stmt.var, self.index[stmt.target])
-            if line is not None:
-                return f"overwritten at line {line} before it is read"
+            overwritten = self._overwritten(stmt.var, self.index[stmt.target])
+            if overwritten is not None:
+                return f"{overwritten} before it is read"
         return "result never read"
 
 
