@@ -235,11 +235,21 @@ def test_proved_when_one_program_keeps_two_copies_of_a_state() -> None:
     v = equivalent(a, b)
     assert v.verdict == "proved"
     assert v.details["mapping"] == {"B.m1": "A.m", "B.m2": "A.m"}
-    # Reversed, B's one state is not enough to express A's copies as a function of it (the
-    # update reads both), so the proof runs in the other direction.
+    # Reversed, A's update reads both copies: the proof carries the invariant m2 = m1 (it holds
+    # at zero and every step preserves it).
     w = equivalent(b, a)
     assert w.verdict == "proved"
-    assert w.details["mapping"] == {"A.m1": "B.m", "A.m2": "B.m"}
+    assert w.details["mapping"] == {"B.m": "A.m1", "A.m2": "A.m1"}
+
+
+def test_a_state_that_never_leaves_zero() -> None:
+    # m starts at 0 and stays there (sinh(0) = 0); B stores it doubled. The proof needs the
+    # invariant m = 0, which the correspondence carries.
+    a = "def f(w, g, m, lr):\n  m = sinh(m)\n  return (g + m) * lr, m\n"
+    b = "def f(w, g, m, lr):\n  m = sinh(m * 0.5) * 2\n  return (g + m * 0.5) * lr, m\n"
+    v = equivalent(a, b)
+    assert v.verdict == "proved"
+    assert v.details["mapping"] == {"B.m": "0", "A.m": "0"}
 
 
 def test_piecewise_identities_are_proved_by_case_splitting() -> None:

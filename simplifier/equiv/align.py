@@ -192,7 +192,10 @@ def _power_domain(base: sp.Expr, exponent: sp.Expr) -> list[sp.Basic]:
         return [sp.Ne(base, 0)] if exponent.is_negative else []
     if exponent.is_Rational:
         return [sp.Gt(base, 0)] if exponent.is_negative else [sp.Ge(base, 0)]
-    return [sp.Gt(base, 0)]  # a real power with a variable exponent: the base must be positive
+    # A variable exponent: a positive base, or 0 to a positive power (negative bases with an
+    # integer exponent are left out: integrality is not expressible here, so this is smaller
+    # than the true domain, which can only add conditions, never hide one).
+    return [sp.Or(sp.Gt(base, 0), sp.And(sp.Eq(base, 0), sp.Gt(exponent, 0)))]
 
 
 def domain_constraints(

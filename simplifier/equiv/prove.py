@@ -31,7 +31,7 @@ reverse), which covers a program that keeps two copies of one state.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -89,6 +89,7 @@ class Side:
     def domain(
         self, semantics: Semantics, step: SymbolicStep | None = None
     ) -> tuple[list[Constraint], bool]:
+        """The domain of the live statements, over ``step`` (default: the step as translated)."""
         step = step or self.step
         targets = live_targets(self.program, self.live)
         return domain_constraints(self.program, step.values, targets, semantics, self.label)
@@ -130,12 +131,12 @@ def prove(a: Program, b: Program, semantics: Semantics = "math") -> Proof:
 
 
 def _attempt(src: Side, dst: Side, semantics: Semantics) -> Proof:
-    """Try the fitted map, then (when states never move off zero in the fit) permutations."""
+    """Try the fitted correspondence, then (when the fit fails or is degenerate) permutations."""
     fitted = fit_map(src, dst, semantics)
     no_fit = f"{dst.label}'s states are not linear in {src.label}'s"
     first: Proof | None = None
-    for matrix in _candidates(src, dst, fitted):
-        proof = _check(src, dst, matrix, semantics)
+    for candidate in _candidates(src, dst, fitted):
+        proof = _check(src, dst, candidate, semantics)
         if proof.proved:
             return proof
         first = first or proof
@@ -149,49 +150,62 @@ def _attempt(src: Side, dst: Side, semantics: Semantics) -> Proof:
 MAX_PERMUTED = 4  # permutations of up to 4 states (24 candidates) are tried as a fallback
 
 
-def _candidates(src: Side, dst: Side, fitted: Matrix | None) -> Iterator[Matrix]:
+def _candidates(src: Side, dst: Side, fitted: Correspondence | None) -> Iterator[Correspondence]:
     if fitted is not None:
         yield fitted
-    # Trajectories from zero can be degenerate (a state that stays 0 fits as 0): then try
-    # matching states one to one, in every order.
-    degenerate = fitted is None or any(not row for row in fitted.values())
+    # Trajectories from zero can be degenerate (a state that stays 0 fits as 0, two states
+    # that move together fit as one): then also try matching states one to one, in every order.
+    degenerate = fitted is None or fitted.invariants or any(not r for r in fitted.matrix.values())
     if degenerate and len(src.live) == len(dst.live) <= MAX_PERMUTED:
         for order in itertools.permutations(src.live):
             matrix = {j: {i: Fraction(1)} for j, i in zip(dst.live, order, strict=True)}
-            if matrix != fitted:
-                yield matrix
+            if fitted is None or matrix != fitted.matrix:
+                yield Correspondence(matrix, {})
 
 
-def _check(src: Side, dst: Side, matrix: Matrix, semantics: Semantics) -> Proof:
-    """Check the three proof obligations for ``state_dst = matrix @ state_src``."""
+def _combination(row: dict[str, Fraction], values: Mapping[str, sp.Expr]) -> sp.Expr:
+    return sum(
+        (sp.Rational(c.numerator, c.denominator) * values[i] for i, c in row.items()),
+        sp.Integer(0),
+    )
+
+
+def _check(src: Side, dst: Side, corr: Correspondence, semantics: Semantics) -> Proof:
+    """Check the proof obligations of ``state_dst = M @ state_src`` (with ``src``'s dependent
+    states replaced by their invariant combinations of the others)."""
     live = {src.label: list(src.live), dst.label: list(dst.live)}
-    image = {
-        j: sum(
-            (sp.Rational(c.numerator, c.denominator) * src.symbols[i] for i, c in row.items()),
-            sp.Integer(0),
-        )
-        for j, row in matrix.items()
-    }
+    labelled = {sym: sp.Symbol(f"{src.label}.{name}") for name, sym in src.symbols.items()}
+    # src's own invariants (a state that stays 0, a copy of another): substitute, then check
+    # below that the step preserves them.
+    tied = {i: _combination(row, src.symbols) for i, row in corr.invariants.items()}
+    own = src.step
+    if tied:
+        inputs = {
+            **{p: v for p, v in src.step.inputs.items() if p not in src.symbols},
+            **src.symbols,
+            **tied,
+        }
+        own = translate_step(src.program, semantics, inputs)
+    image = {j: _combination(row, src.symbols) for j, row in corr.matrix.items()}
     dead = {j: sp.Dummy(f"dead_{j}", real=True) for j in dst.program.states if j not in image}
     inputs = {**{p: v for p, v in dst.step.inputs.items() if p not in dst.symbols}, **image, **dead}
     mapped = translate_step(dst.program, semantics, inputs)
-    labelled = {sym: sp.Symbol(f"{src.label}.{name}") for name, sym in src.symbols.items()}
     mapping = {f"{dst.label}.{j}": show(e.xreplace(labelled)) for j, e in image.items()}
+    mapping.update({f"{src.label}.{i}": show(e.xreplace(labelled)) for i, e in tied.items()})
 
-    obligations: list[tuple[str, sp.Expr]] = [("update", mapped.outputs[0] - src.step.outputs[0])]
-    for j, row in matrix.items():
-        target = sum(
-            (sp.Rational(c.numerator, c.denominator) * src.new_value(i) for i, c in row.items()),
-            sp.Integer(0),
-        )
-        obligations.append(
-            (f"state {dst.label}.{j}", mapped.outputs[1 + dst.program.states.index(j)] - target)
-        )
+    def new(side: Side, step: SymbolicStep, state: str) -> sp.Expr:
+        return step.outputs[1 + side.program.states.index(state)]
 
-    dom_src, ok_src = src.domain(semantics)
-    dom_dst, ok_dst = Side(dst.program, dst.label, dst.symbols, mapped, dst.live).domain(
-        semantics, mapped
-    )
+    new_src = {i: new(src, own, i) for i in src.live}
+    obligations: list[tuple[str, sp.Expr]] = [("update", mapped.outputs[0] - own.outputs[0])]
+    for j, row in corr.matrix.items():
+        target = _combination(row, new_src)
+        obligations.append((f"state {dst.label}.{j}", new(dst, mapped, j) - target))
+    for i, row in corr.invariants.items():
+        obligations.append((f"invariant {src.label}.{i}", new_src[i] - _combination(row, new_src)))
+
+    dom_src, ok_src = src.domain(semantics, own)
+    dom_dst, ok_dst = dst.domain(semantics, mapped)
     if not (ok_src and ok_dst):
         return Proof(False, live=live, mapping=mapping, reason="a program is undefined everywhere")
     assumptions = [c.relation for c in dom_src + dom_dst]
@@ -261,15 +275,26 @@ FIT_ENTRIES = 3
 FIT_TOLERANCE = mpmath.mpf(10) ** -25
 
 
-def fit_map(src: Side, dst: Side, semantics: Semantics, seed: int = 0) -> Matrix | None:
-    """``dst``'s live states as exact linear combinations of ``src``'s, fitted on trajectories.
+@dataclass(frozen=True)
+class Correspondence:
+    """``dst``'s live states as combinations of ``src``'s (``matrix``), and ``src``'s dependent
+    states as combinations of its other states (``invariants``: a state that stays 0 maps to
+    an empty row)."""
 
-    The trajectories run in 50-digit precision on random inputs; a coefficient is accepted when it
-    reproduces every sample to 25 digits and has a rational form with a denominator below 10^15.
-    The result is only a candidate: :func:`prove` checks it symbolically.
+    matrix: Matrix
+    invariants: Matrix
+
+
+def fit_map(src: Side, dst: Side, semantics: Semantics, seed: int = 0) -> Correspondence | None:
+    """A candidate correspondence, fitted on trajectories from zero state.
+
+    The trajectories run in 50-digit precision on random inputs. ``src``'s live states are split
+    into a linearly independent basis and dependent states (fitted on the basis: invariants);
+    each live state of ``dst`` is fitted on the basis. A coefficient is accepted when the fit
+    reproduces every sample to 25 digits and the coefficient has a rational form with a
+    denominator below 10^15. The result is only a candidate: :func:`prove` checks it
+    symbolically.
     """
-    if not dst.live:
-        return {}
     rng = np.random.default_rng(seed)
     rows: list[list[mpmath.mpf]] = []
     targets: list[list[mpmath.mpf]] = []
@@ -295,13 +320,28 @@ def fit_map(src: Side, dst: Side, semantics: Semantics, seed: int = 0) -> Matrix
         if not rows:
             return None
         basis = _independent_columns(rows)
-        matrix: Matrix = {}
-        for jj, j in enumerate(dst.live):
-            coeffs = _fit([[r[i] for i in basis] for r in rows], [t[jj] for t in targets])
+        on_basis = [[r[i] for i in basis] for r in rows]
+
+        def fit(values: list[mpmath.mpf]) -> dict[str, Fraction] | None:
+            coeffs = _fit(on_basis, values)
             if coeffs is None:
                 return None
-            matrix[j] = {src.live[i]: c for i, c in zip(basis, coeffs, strict=True) if c != 0}
-    return matrix
+            return {src.live[i]: c for i, c in zip(basis, coeffs, strict=True) if c != 0}
+
+        matrix: Matrix = {}
+        for jj, j in enumerate(dst.live):
+            row = fit([t[jj] for t in targets])
+            if row is None:
+                return None
+            matrix[j] = row
+        invariants: Matrix = {}
+        for ii, i in enumerate(src.live):
+            if ii not in basis:
+                row = fit([r[ii] for r in rows])
+                if row is None:
+                    return None
+                invariants[i] = row
+    return Correspondence(matrix, invariants)
 
 
 def _independent_columns(rows: list[list[mpmath.mpf]]) -> list[int]:
@@ -347,4 +387,4 @@ def _fit(x: list[list[mpmath.mpf]], y: list[mpmath.mpf]) -> list[Fraction] | Non
     return out
 
 
-__all__ = ["Proof", "Side", "domain_difference", "fit_map", "prove"]
+__all__ = ["Correspondence", "Proof", "Side", "domain_difference", "fit_map", "prove"]
