@@ -21,9 +21,10 @@ equal by algebra rather than by structure (``x + x`` vs ``2 * x``, ``interp(x, y
 ``interp(y, x, 1 - a)``, ``sub(x, y)`` vs ``add(x, negative(y))``) — the numeric
 :mod:`~simplifier.analysis.fingerprint` catches most of those; a false "equal" through a
 collision of the 128-bit digest, or at the bit level through the sign of a zero:
-``maximum(-0.0, 0.0)`` and ``maximum(0.0, -0.0)`` return different zeros in numpy and torch. Hypers are hashed by value and role (a program with
-``beta=0.9`` equals the same program with another hyper name, but not the one with a literal
-``0.9``); a hyper without a value is hashed by its name.
+``maximum(-0.0, 0.0)`` and ``maximum(0.0, -0.0)`` return different zeros in numpy and torch.
+Hypers are hashed by value and role (a program with ``beta=0.9`` equals the same program with
+another hyper name, but not the one with a literal ``0.9``); a hyper without a value is hashed
+by its name.
 
 The digest of every sub-expression is cached across calls (a bounded table keyed by the op and
 the children's digests): a search produces programs that share most of their statements, so
