@@ -47,7 +47,7 @@ def report(program: Program, *, semantics: str = "math", within_step: bool = Fal
     >>> from simplifier.parse import parse
     >>> r = report(parse("def f(w, g, m):\\n  m = cosh(g)\\n  return g, m\\n"))
     >>> r["statements"][0]["live"], r["states"][0]["reason"]
-    (False, 'never read')
+    (False, 'overwritten at line 2 before it is read')
     """
     types = infer_types(program)
     info = liveness(program, across_steps=not within_step)
