@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
 
 from simplifier.analysis.liveness import Fact, live_values, liveness
+from simplifier.ir import Ref
 from simplifier.parse import parse, parse_file
+from simplifier.testing import programs
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -166,3 +169,31 @@ def test_reasons_without_source_positions():
     info = liveness(p)
     assert info.values["t.1"].reason == "overwritten before it is read"
     assert info.states["m"].reason == "overwritten before it is read"
+
+
+def reference_live(p):
+    """Reachability from the update in the graph statement -> its arguments, state parameter ->
+    the state's new value: an independent (worklist) formulation of the same least fixed point."""
+    defining = p.defining()
+    outs = p.state_outputs()
+    seen, stack = set(), [p.outputs[0]]
+    while stack:
+        a = stack.pop()
+        if not isinstance(a, Ref) or a.name in seen:
+            continue
+        seen.add(a.name)
+        if a.name in defining:
+            stack.extend(defining[a.name].args)
+        elif a.name in outs:
+            stack.append(outs[a.name])
+    return seen, tuple(s for s in p.states if s in seen)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(text=programs(max_statements=14))
+def test_live_values_is_the_least_fixed_point(text):
+    p = parse(text)
+    used, states = live_values(p)
+    ref_used, ref_states = reference_live(p)
+    assert states == ref_states
+    assert {s.target for s in p.body} & used == {s.target for s in p.body} & ref_used
