@@ -28,8 +28,10 @@ input sequences are tried), one tensor entry, as many zero inputs as possible, a
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,7 @@ from simplifier.numeric import Problem, Semantics, run, step
 
 DEFAULT_RTOL = 1e-9
 DEFAULT_STEPS = 24
+MINIMISE_BUDGET_S = 3.0
 SHAPES = (3, 2)  # two parameter tensors
 
 
@@ -254,10 +257,17 @@ def minimise(
     a: Program, b: Program, cex: Counterexample, semantics: Semantics, rtol: float
 ) -> Counterexample:
     """Earliest step, one entry, fewest non-zero inputs, simplest numbers (each kept if the
-    difference survives and stays finite when it was finite)."""
+    difference survives and stays finite when it was finite).
+
+    Every trial is a 50-digit run; after ``MINIMISE_BUDGET_S`` seconds the simplest
+    counterexample found so far is returned.
+    """
     finite = math.isfinite(cex.relative_difference)
+    deadline = time.monotonic() + MINIMISE_BUDGET_S
 
     def check(inputs: list[Inputs]) -> Counterexample | None:
+        if time.monotonic() > deadline:
+            return None
         found = confirm(a, b, inputs, semantics, rtol)
         if found is None or (finite and not math.isfinite(found.relative_difference)):
             return None
@@ -275,7 +285,8 @@ def minimise(
             current = found
             break
     best = _simplify(current, check)
-    if finite:
+    integral = all(float(v).is_integer() for x in best.inputs for t in x.g for v in t)
+    if finite and not integral:
         # Sign-like programs are scale-invariant in g: scaled gradients may round to integers.
         for factor in (10.0, 100.0, 1000.0):
             scaled = [
@@ -293,9 +304,33 @@ def minimise(
 def _simplify(
     cex: Counterexample, check: Callable[[list[Inputs]], Counterexample | None]
 ) -> Counterexample:
-    """Each input in turn replaced by zero or a simpler number while the difference survives."""
+    """Each input in turn replaced by zero or a simpler number while the difference survives.
+
+    Bulk moves first (every lr 1, every weight 0, a whole step's inputs 0): on long
+    counterexamples they do most of the work in few trials.
+    """
     current = cex
     inputs = _as_inputs(current)
+
+    def zero(t: Sequence[Sequence[float]]) -> list[list[float]]:
+        return [[0.0] * len(x) for x in t]
+
+    def zero_step(xs: list[Inputs], k: int) -> list[Inputs]:
+        return [*xs[:k], Inputs(zero(xs[k].w), zero(xs[k].g), xs[k].lr), *xs[k + 1 :]]
+
+    bulk: list[Callable[[list[Inputs]], list[Inputs]]] = [
+        lambda xs: [Inputs(x.w, x.g, 1.0) for x in xs],
+        lambda xs: [Inputs(zero(x.w), x.g, x.lr) for x in xs],
+    ]
+    for k in range(len(inputs) - 1):
+        bulk.append(functools.partial(zero_step, k=k))
+    for move in bulk:
+        trial = move(inputs)
+        if trial == inputs:
+            continue
+        found = check(trial)
+        if found is not None and found.step == len(trial):
+            inputs, current = trial, found
     for t in range(len(inputs)):
         for field_name in ("g", "w", "lr"):
             for position in _positions(inputs[t], field_name):
