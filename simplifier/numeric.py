@@ -338,7 +338,8 @@ def run(
         trace.updates.append(update)
         trace.states.append(states)
         if apply_updates:
-            w = [x - u for x, u in zip(w, update, strict=True)]
+            with np.errstate(all="ignore"):  # inf/nan updates are results, not warnings
+                w = [x - u for x, u in zip(w, update, strict=True)]
     trace.weights.append(w)
     return trace
 
