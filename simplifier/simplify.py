@@ -36,7 +36,7 @@ from simplifier.ir import IRError, Node, Program, Ref, dag
 from simplifier.numeric import Semantics, step
 from simplifier.passes.base import Change, PassResult
 from simplifier.passes.dce import eliminate_dead_code
-from simplifier.passes.rules import Allow, Obligation, program_from_dag, rewrite
+from simplifier.passes.rules import Allow, Obligation, RewriteLimit, program_from_dag, rewrite
 from simplifier.printer import to_text
 
 __all__ = [
@@ -91,7 +91,10 @@ class Rules:
     name: str = "rules"
 
     def __call__(self, program: Program) -> StageResult:
-        r = rewrite(program, self.semantics, self.allow)
+        try:
+            r = rewrite(program, self.semantics, self.allow)
+        except RewriteLimit as e:  # the loop guard: keep the input, say so
+            return StageResult(program, notes=(f"rewrite rules skipped: {e}",))
         return StageResult(r.program, r.changes, r.obligations, r.notes)
 
 
@@ -120,6 +123,11 @@ class SymbolicFold:
             return StageResult(program, notes=(f"symbolic folding skipped: {e}",))
         except Unsupported as e:
             return StageResult(program, notes=(f"symbolic folding skipped: {e}",))
+        except (ValueError, TypeError, RecursionError) as e:
+            # SymPy's automatic evaluation can refuse an input (e.g. Min of values it cannot
+            # compare): folding is an optimisation, so the stage keeps its input.
+            note = f"symbolic folding skipped: SymPy could not evaluate it ({e})"
+            return StageResult(program, notes=(note,))
 
     def fold(self, program: Program) -> StageResult:
         from simplifier.symbolic.fold import (
@@ -134,6 +142,10 @@ class SymbolicFold:
         before = to_sympy(program, self.semantics)
         folder = Folder(before.tensors, before.states)
         outputs = [folder(e) for e in before.outputs]
+        collapsed = before.collapsed(folder)
+        if collapsed is not None:
+            note = f"symbolic folding skipped: it turns the tensor {collapsed} into a scalar"
+            return StageResult(program, notes=(note,))
         hints = source_hints(before, folder, program)
         rebuilt = rebuild(program, outputs, self.semantics, hints, self.lost_states)
         new = rebuilt.program
@@ -209,10 +221,11 @@ def default_stages(
 class NumericCheck:
     """A multi-step random comparison of two programs' updates (float64).
 
-    ``compared`` steps agreed within ``rtol`` (relative to the largest entry of each update
-    tensor) unless ``differs_at`` names the first step that did not. Comparison stops at
-    ``conditions_fail_at``, the first step where a logged condition does not hold. Entries
-    where the input's update is not finite (overflow) are not compared: ``skipped`` counts them.
+    ``compared`` steps agreed within ``rtol`` (relative to the largest magnitude of the step:
+    its inputs and the update) unless ``differs_at`` names the first step that did not.
+    Comparison stops at ``conditions_fail_at``, the first step where a logged condition does
+    not hold. Entries where the input's update is not finite (overflow) are not compared:
+    ``skipped`` counts them.
     """
 
     steps: int
@@ -249,6 +262,17 @@ def _probe(program: Program, subject: Node) -> Program:
     """A program whose update is ``subject`` (over ``program``'s inputs), states unchanged."""
     outputs: list[Any] = [subject, *(Ref(s) for s in program.states)]
     return program_from_dag(program, outputs, {})
+
+
+def _magnitude(values: Sequence[Any]) -> float:
+    """The largest finite absolute entry among ``values`` (0 if none)."""
+    top = 0.0
+    for v in values:
+        a = np.abs(np.asarray(v, dtype=np.float64))
+        a = a[np.isfinite(a)]
+        if a.size:
+            top = max(top, float(np.max(a)))
+    return top
 
 
 def compare_numerically(
@@ -305,6 +329,9 @@ def compare_numerically(
                 with np.errstate(all="ignore"):
                     e = bound({k: np.asarray(v[i]) for k, v in values.items()})
                 tolerance += float(np.max(e)) if np.size(e) else 0.0
+        # Differences are measured against the step's magnitudes (inputs and update), so that
+        # rounding in a cancellation like `(w - 1e-8) - w` is not taken for a difference.
+        scale = _magnitude([*weights, *grads, *(x for v in states_b.values() for x in v), lr])
         ub, states_b = step(before, weights, grads, states_b, lr, t + 1, semantics=semantics)
         ua, states_a = step(after, weights, grads, states_a, lr, t + 1, semantics=semantics)
         for x, y in zip(ub, ua, strict=True):
@@ -313,14 +340,15 @@ def compare_numerically(
             skipped += int(np.sum(~finite))
             if not finite.any():
                 continue
-            scale = float(np.max(np.abs(x[finite])))
             with np.errstate(all="ignore"):
-                diff = np.abs(x - y)[finite]
-            error = float(np.max(diff)) / scale if scale > 0 else float(np.max(diff))
+                diff = float(np.max(np.abs(x - y)[finite]))
+            size = max(scale, _magnitude([x]))
+            error = diff / size if size > 0 else diff
             if not np.isfinite(error) or error > tolerance:
                 return NumericCheck(steps, t, error, tolerance, t, None, skipped)
             worst = max(worst, error)
-        weights = [w - u for w, u in zip(weights, ub, strict=True)]
+        with np.errstate(all="ignore"):
+            weights = [w - u for w, u in zip(weights, ub, strict=True)]
     return NumericCheck(steps, steps, worst, rtol, None, None, skipped)
 
 

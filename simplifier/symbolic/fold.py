@@ -33,9 +33,11 @@ from typing import ClassVar
 
 import sympy as sp
 
+from simplifier.analysis.types import Type, infer_types
 from simplifier.interpret import forward
-from simplifier.ir import Atom, Const, Node, Program, Role, Stmt, dag
+from simplifier.ir import Atom, Const, Node, Program, Ref, Role, Stmt, dag
 from simplifier.numeric import Semantics
+from simplifier.ops import OPS, Kind
 from simplifier.passes.rules import (
     ABOVE_MINUS_ONE,
     AT_LEAST_ONE,
@@ -146,6 +148,16 @@ class Translation:
     partials: list[Partial]
     tensors: frozenset[sp.Symbol]
     states: frozenset[sp.Symbol]
+    # Tensor arguments of reductions and clip: their values must stay tensors when folded
+    # (the global norm of a tensor filled with c is not the global norm of the scalar c).
+    reduced: list[sp.Expr] = field(default_factory=list)
+
+    def collapsed(self, fold: Callable[[sp.Expr], sp.Expr]) -> sp.Expr | None:
+        """A reduced tensor argument that folding turns into a scalar, if any."""
+        for e in self.reduced:
+            if not is_tensor(fold(e), self.tensors):
+                return e
+        return None
 
 
 def to_sympy(program: Program, semantics: Semantics = "math") -> Translation:
@@ -159,6 +171,8 @@ def to_sympy(program: Program, semantics: Semantics = "math") -> Translation:
     symbols = input_symbols(program, bind_hypers=False)
     nodes = dag(program)
     partials: list[Partial] = []
+    reduced: list[sp.Expr] = []
+    types = infer_types(program)
 
     def node_of(a: Atom) -> Node:
         return Node.make("const", (), a.value) if isinstance(a, Const) else nodes[a.name]
@@ -169,6 +183,11 @@ def to_sympy(program: Program, semantics: Semantics = "math") -> Translation:
             relation, i = found
             line = s.loc.line if s.loc else None
             partials.append(Partial(relation, args[i], node_of(s.args[i]), s.op, line))
+        kind = OPS[s.op].kind
+        if kind in (Kind.REDUCTION, Kind.CLIP):
+            for a, value in zip(s.args, args, strict=False):
+                if isinstance(a, Ref) and types[a.name] is Type.TENSOR:
+                    reduced.append(value)
         return table[s.op](*args)
 
     values, outputs = forward(program, symbols, apply, rational)
@@ -183,7 +202,7 @@ def to_sympy(program: Program, semantics: Semantics = "math") -> Translation:
         for p in program.params
         if p.role is Role.STATE and isinstance(s := symbols[p.name], sp.Symbol)
     )
-    return Translation(values, outputs, symbols, partials, tensors, states)
+    return Translation(values, outputs, symbols, partials, tensors, states, reduced)
 
 
 def is_tensor(expr: sp.Expr, tensors: frozenset[sp.Symbol]) -> bool:
@@ -335,7 +354,7 @@ def lost_conditions(
 ) -> list[Partial]:
     """The partial operations of ``before`` whose condition no operation of ``after`` keeps.
 
-    A division by ``2 * x`` is kept by a division by ``x`` (a nonzero constant ratio).
+    A division by ``2 * x`` is kept by a division by ``x * y`` (``x * y != 0`` implies ``x != 0``).
     """
     kept: dict[str, list[sp.Expr]] = {}
     for p in after:
@@ -348,20 +367,31 @@ def lost_conditions(
         if key in seen or _trivially_holds(p.relation, expr):
             continue
         seen.add(key)
-        candidates = kept.get(p.relation.name, [])
-        if any(_covers(p.relation, c, expr) for c in candidates):
+        if _covers(p.relation, kept.get(p.relation.name, []), expr):
             continue
         lost.append(p)
     return lost
 
 
-def _covers(relation: Relation, kept: sp.Expr, wanted: sp.Expr) -> bool:
-    if kept == wanted:
+def _factors(e: sp.Expr) -> set[sp.Expr]:
+    """The non-numeric factors of a product (a positive integer power counts as its base)."""
+    out = set()
+    for f in sp.Mul.make_args(e):
+        if f.is_Number:
+            continue
+        out.add(f.base if f.is_Pow and f.exp.is_Integer and f.exp > 0 else f)
+    return out
+
+
+def _covers(relation: Relation, kept: Sequence[sp.Expr], wanted: sp.Expr) -> bool:
+    """Whether the conditions of the kept operations imply ``relation`` on ``wanted``: the same
+    argument, or for ``!= 0`` every factor of ``wanted`` a factor of some kept divisor."""
+    if wanted in kept:
         return True
     if relation.name != "nonzero":
         return False
-    ratio = sp.cancel(wanted / kept) if kept != 0 else None
-    return ratio is not None and bool(ratio.is_Number) and ratio != 0
+    available = set().union(*(_factors(k) for k in kept)) if kept else set()
+    return _factors(wanted) <= available
 
 
 def source_hints(

@@ -90,6 +90,7 @@ class Converter:
     direction: frozenset[sp.Symbol]  # gradient and states: their terms come first in a sum
     states: frozenset[sp.Symbol] = frozenset()
     hints: Mapping[sp.Expr, str] = field(default_factory=dict)
+    named: frozenset[sp.Expr] = frozenset()  # sums and products the source named: kept whole
     memo: dict[sp.Expr, Node] = field(default_factory=dict)
     hint_of: dict[int, str] = field(default_factory=dict)
 
@@ -126,7 +127,7 @@ class Converter:
             return self.power(e)
         if isinstance(e, sp.Max | sp.Min):
             name = "maximum" if isinstance(e, sp.Max) else "minimum"
-            nodes = [self(a) for a in e.args]
+            nodes = [self(a) for a in sorted(e.args, key=self.rank)]
             acc = nodes[0]
             for n in nodes[1:]:
                 acc = op(name, acc, n)
@@ -165,10 +166,24 @@ class Converter:
             return 2
         return 3
 
+    def named_parts(self, e: sp.Expr) -> tuple[list[sp.Expr], list[sp.Expr]]:
+        """Split a sum (product) into the sub-sums (sub-products) the source named, largest
+        first, and the remaining terms: SymPy flattens ``m_hat / d`` into ``m / b / d``, and
+        this gives ``m_hat`` back."""
+        rest = list(e.args)
+        parts: list[sp.Expr] = []
+        candidates = [h for h in self.named if h.func is e.func and h != e]
+        for h in sorted(candidates, key=lambda h: -len(h.args)):
+            if set(h.args) <= set(rest):
+                parts.append(h)
+                rest = [a for a in rest if a not in h.args]
+        return parts, rest
+
     def add(self, e: sp.Expr) -> Node:
         pos: list[sp.Expr] = []
         neg: list[sp.Expr] = []
-        for term in e.args:
+        parts, rest = self.named_parts(e)
+        for term in [*parts, *rest]:
             coeff, _ = term.as_coeff_Mul()
             (neg if coeff.is_negative else pos).append(-term if coeff.is_negative else term)
         pos.sort(key=self.rank)
@@ -202,15 +217,31 @@ class Converter:
         return self.quotient(top, bottom)
 
     def mul(self, e: sp.Expr) -> Node:
-        coeff, factors = e.as_coeff_mul()
+        parts, rest = self.named_parts(e)
+        coeff = sp.Mul(*(f for f in rest if f.is_Number))
+        factors = [*parts, *(f for f in rest if not f.is_Number)]
         negative = bool(coeff.is_negative)
         coeff = -coeff if negative else coeff
         num_t: list[sp.Expr | Node] = []
         den_t: list[sp.Expr | Node] = []
         num_s: list[sp.Expr | Node] = []
         den_s: list[sp.Expr | Node] = []
+        # SymPy writes (x*y)**2 as x**2*y**2: equal integer powers are grouped back.
+        groups: dict[int, list[sp.Expr]] = {}
+        for f in factors:
+            if f.is_Pow and f.exp.is_Integer and abs(f.exp) >= 2:
+                groups.setdefault(int(f.exp), []).append(f.base)
+        grouped = {k: v for k, v in groups.items() if len(v) >= 2}
+        for exponent, bases in grouped.items():
+            bases.sort(key=lambda b: not self.is_tensor(b))
+            inner = self.power_of(self.product(bases), abs(exponent))
+            tensor = any(self.is_tensor(b) for b in bases)
+            num, den = (num_t, den_t) if tensor else (num_s, den_s)
+            (den if exponent < 0 else num).append(inner)
         for f in factors:
             tensor = self.is_tensor(f)
+            if f.is_Pow and f.exp.is_Integer and int(f.exp) in grouped:
+                continue
             if f.is_Pow and f.exp.is_Rational and f.exp.is_negative:
                 base = f.base if f.exp == -1 else sp.Pow(f.base, -f.exp)
                 (den_t if tensor else den_s).append(base)
@@ -225,8 +256,12 @@ class Converter:
                 if value.numerator != 1:
                     num_s.append(const(value.numerator))
                 den_s.append(const(value.denominator))
-        if num_t and not num_s:  # `s / (1 - beta2 ** step)`, not `s * (1 / (1 - ...))`
+        # One quotient where the scalar factors do not stand on their own:
+        # `s / (1 - beta2 ** step)`, not `s * (1 / (1 - ...))`; `n / c`, not `1 / c * n`.
+        if num_t and not num_s:
             den_t, den_s = den_t + den_s, []
+        elif den_t and not num_t:
+            num_t, den_t, num_s, den_s = num_s, den_t + den_s, [], []
         tensor_part = self.fraction(num_t, den_t) if num_t or den_t else None
         scalar_part = self.fraction(num_s, den_s) if num_s or den_s else None
         if tensor_part is not None and scalar_part is not None:
@@ -235,6 +270,15 @@ class Converter:
             found = tensor_part or scalar_part
             result = found if found is not None else const(1)
         return op("negative", result) if negative else result
+
+    @staticmethod
+    def power_of(base: Node | None, exponent: int) -> Node:
+        assert base is not None
+        if exponent == 2:
+            return op("square", base)
+        if exponent == 3:
+            return op("cube", base)
+        return op("power", base, const(exponent))
 
     def power(self, e: sp.Expr) -> Node:
         base, exponent = e.base, e.exp
@@ -299,7 +343,10 @@ def rebuild(
     tensors = _role_symbols(program, (Role.WEIGHT, Role.GRADIENT, Role.STATE))
     direction = _role_symbols(program, (Role.GRADIENT, Role.STATE))
     states = _role_symbols(program, (Role.STATE,))
-    conv = Converter(semantics, tensors, direction, states, hints or {})
+    hints = hints or {}
+    reserved = RESERVED_WORDS | lost_states | set(program.states)
+    named = frozenset(e for e, n in hints.items() if n not in reserved and (e.is_Add or e.is_Mul))
+    conv = Converter(semantics, tensors, direction, states, hints, named)
     roots = [conv(e) for e in outputs]
     return _Builder(program, roots, conv.hint_of, lost_states).build()
 
@@ -381,9 +428,12 @@ class _Builder:
         if n.op == "interp":
             return "c"
         if OPS[n.op].kind is Kind.REDUCTION:
-            arg = n.args[0]
-            base = str(arg.leaf) if arg.op == "input" else "value"
-            return {"norm": f"{base}_norm", "global_norm": f"{base}_norm"}.get(n.op, n.op)
+            args = [str(a.leaf) if a.op == "input" else "" for a in n.args]
+            if not all(args):
+                return "t"  # a function's name would be a confusing variable name
+            if n.op in ("norm", "global_norm"):
+                return f"{args[0]}_norm"
+            return f"{'dot' if n.op == 'dot' else 'cos'}_{'_'.join(args)}"
         if Role.GRADIENT in roles and not roles & {Role.WEIGHT, Role.STATE}:
             gradient = self.program.input_named(Role.GRADIENT)
             return gradient or "g"
@@ -448,7 +498,9 @@ class _Builder:
             if name not in self.params:
                 continue
             readers = [j for j in lines if j != i and name in reads[j]]
-            if name in output_inputs or any(self._depends(j, i, deps) for j in readers):
+            # Rebinding must follow every read of the old value; if some reader has to come
+            # after this line (it reads it, or an order already fixed says so), rename instead.
+            if name in output_inputs or any(self._depends(j, i, after) for j in readers):
                 new = self.fresh(name, taken)  # rebinding would hide a value still read
                 taken.add(new)
                 names[i] = new
