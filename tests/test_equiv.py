@@ -311,6 +311,20 @@ def test_a_condition_only_one_domain_has() -> None:
     assert v.verdict == "proved" and v.conditions == ["g != 0"]
 
 
+def test_reductions_that_divide_by_norms_have_domains() -> None:
+    # 0 * x is 0 for SymPy, but cosine_sim(g, m) is NaN at m = 0 (step 1 from zero state), and
+    # clip(g, lr) is NaN at g = 0 unless lr > 0: the conditions must say so.
+    a = "def f(w, g, m, lr):\n  m = interp(g, m, 0.9)\n  return g + 0 * cosine_sim(g, m), m\n"
+    b = "def f(w, g, m, lr):\n  m = interp(g, m, 0.9)\n  return g, m\n"
+    v = equivalent(a, b)
+    assert v.verdict == "proved"
+    assert v.conditions == ["global_norm(g) != 0", "global_norm(interp(g, m, 0.9)) != 0"]
+    v = equivalent(
+        "def f(w, g, lr):\n  return clip(g, lr) * 0 + g\n", "def f(w, g, lr):\n  return g\n"
+    )
+    assert v.verdict == "proved" and v.conditions == ["global_norm(g) != 0 or lr > 0"]
+
+
 def test_shared_domain_restrictions_are_not_conditions() -> None:
     a = "def f(w, g, lr):\n  return log(g) * 2 * lr\n"
     b = "def f(w, g, lr):\n  return lr * log(g) + log(g) * lr\n"

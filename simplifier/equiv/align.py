@@ -24,7 +24,14 @@ from sympy.printing.str import StrPrinter
 
 from simplifier.ir import Const, Program, Ref, Role, format_number
 from simplifier.numeric import Semantics
-from simplifier.symbolic.translate import EPS_RATIONAL, SymbolicStep, interp, rational, translate
+from simplifier.symbolic.translate import (
+    EPS_RATIONAL,
+    SymbolicStep,
+    global_norm,
+    interp,
+    rational,
+    translate,
+)
 
 ROLES: tuple[Role, ...] = (Role.WEIGHT, Role.GRADIENT, Role.LR, Role.STEP)
 _DEFAULT_NAMES = {Role.WEIGHT: "w", Role.GRADIENT: "g", Role.LR: "lr", Role.STEP: "step"}
@@ -184,6 +191,12 @@ def _domain(op: str, args: list[sp.Expr], semantics: Semantics) -> list[sp.Basic
         return [sp.Gt(x, -1), sp.Lt(x, 1)]
     if op == "power":
         return _power_domain(args[0], args[1])
+    # The reductions divide by global norms (unprotected under both semantics): cosine_sim is
+    # 0/0 at a zero tensor, clip(x, c) is x * min(1, c / 0), NaN there unless c > 0.
+    if op == "cosine_sim":
+        return [sp.Ne(global_norm(args[0]), 0), sp.Ne(global_norm(args[1]), 0)]
+    if op == "clip":
+        return [sp.Or(sp.Ne(global_norm(args[0]), 0), sp.Gt(args[1], 0))]
     return []
 
 
@@ -310,6 +323,10 @@ def show(expr: sp.Basic) -> str:
 
 def show_condition(rel: sp.Basic) -> str:
     """A relation as ``LHS OP RHS`` (``!=``, ``>=``, ...)."""
+    if isinstance(rel, sp.Or | sp.And):
+        word = " or " if isinstance(rel, sp.Or) else " and "
+        parts = sorted(show_condition(a) for a in rel.args)
+        return word.join(f"({p})" if " or " in p or " and " in p else p for p in parts)
     ops = {sp.Ne: "!=", sp.Ge: ">=", sp.Gt: ">", sp.Le: "<=", sp.Lt: "<", sp.Eq: "=="}
     for cls, op in ops.items():
         if isinstance(rel, cls):

@@ -13,12 +13,17 @@ induction over steps, the updates are then equal at every step. The identities a
 symbolically (:mod:`.decide`: SymPy, then z3 for piecewise functions) with the states and inputs
 as free symbols: nothing here is sampled.
 
+The relation may also tie A's own states together (invariants such as ``m2 = m1`` for a state
+kept twice, or ``m = 0`` for a state that never leaves zero): those are substituted, and the step
+must preserve them too.
+
 ``M`` is found by fitting, not by guessing blindly: both programs run a few steps in 50-digit
-precision from zero state, each live state of B is fitted as a linear combination of A's live
-states, and the coefficients are read back as exact rationals. A permutation, a scaled state
-(``m2 = 2 * m``) or a sum of states all come out of the same fit; the symbolic check then decides
-whether the guess is a proof. Both directions are tried (B's states as a function of A's, and the
-reverse), which covers a program that keeps two copies of one state.
+precision from zero state, A's live states are split into an independent basis and dependent
+states (the invariants), each live state of B is fitted as a linear combination of the basis, and
+the coefficients are read back as exact rationals. A permutation, a scaled state (``m2 = 2 * m``)
+or a sum of states all come out of the same fit; the symbolic check then decides whether the
+guess is a proof. Both directions are tried (B's states as a function of A's, and the reverse),
+and permutations when the fit fails or is degenerate.
 
 >>> from simplifier.parse import parse
 >>> a = parse("def f(w, g, m):\\n  m = interp(g, m, 0.9)\\n  return sign(m), m\\n")
@@ -82,9 +87,6 @@ class Side:
             symbols[name] = real_symbol(spelled)
         step = translate_step(program, semantics, {**roles.inputs(program), **symbols})
         return Side(program, label, symbols, step, live_states(program, step.outputs, symbols))
-
-    def new_value(self, state: str) -> sp.Expr:
-        return self.step.outputs[1 + self.program.states.index(state)]
 
     def domain(
         self, semantics: Semantics, step: SymbolicStep | None = None
