@@ -107,7 +107,7 @@ def _unroll(a: Program, b: Program, semantics: Semantics, steps: int) -> Bounded
                 t - 1,
                 t,
                 witness=_witness(outcome.model, per_step),
-                reason=f"update {t} differs",
+                reason=f"update {t} differs in a z3 model (numerically unconfirmed unless refuted)",
             )
         if outcome.status == "unknown":
             return Bounded("unknown", t - 1, t, reason=f"update {t} undecided: {outcome.reason}")

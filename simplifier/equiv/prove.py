@@ -218,13 +218,10 @@ def _check(src: Side, dst: Side, corr: Correspondence, semantics: Semantics) -> 
     for what, diff in obligations:
         outcome = check_zero(diff, assumptions)
         if outcome.status != "equal":
-            why = "differs" if outcome.status == "different" else f"undecided ({outcome.reason})"
-            return Proof(
-                False,
-                live=live,
-                mapping=mapping,
-                reason=f"{what} {why} under {mapping or 'no states'}",
-            )
+            why = "not proved equal" if outcome.status == "different" else "undecided"
+            under = f" under {mapping}" if mapping else ""
+            detail = f" ({outcome.reason})" if outcome.reason else ""
+            return Proof(False, live=live, mapping=mapping, reason=f"{what} {why}{under}{detail}")
         methods.append(f"{what}: {outcome.method}")
     conditions = domain_difference(dom_src, dom_dst)
     return Proof(True, conditions, mapping, live, methods)
