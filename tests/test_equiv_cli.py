@@ -91,7 +91,7 @@ def test_identical_and_semantics_option(
     assert code == 0 and ": identical (hero semantics)" in out
 
 
-@pytest.mark.parametrize("steps", ["2", "6"])
+@pytest.mark.parametrize("steps", ["2", "3"])
 def test_steps_option(capsys: pytest.CaptureFixture[str], tmp_path: Path, steps: str) -> None:
     a, b = tmp_path / "a.py", tmp_path / "b.py"
     a.write_text("def f(w, g, m, lr):\n  m = interp(g, m, 0.9)\n  return sign(m) * lr, m\n")
