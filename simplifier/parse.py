@@ -362,15 +362,24 @@ def read_source(path: str) -> str:
         ) from None
 
 
-def parse_file(path: str, values: Mapping[str, Fraction] | None = None) -> Program:
+def parse_file(
+    path: str, values: Mapping[str, Fraction] | None = None, *, ignore_unknown: bool = False
+) -> Program:
     """Read and parse a program file (see :func:`parse`)."""
-    return parse(read_source(path), path, values)
+    return parse(read_source(path), path, values, ignore_unknown=ignore_unknown)
 
 
 def parse(
-    text: str, path: str = "<program>", values: Mapping[str, Fraction] | None = None
+    text: str,
+    path: str = "<program>",
+    values: Mapping[str, Fraction] | None = None,
+    *,
+    ignore_unknown: bool = False,
 ) -> Program:
     """Parse program text into a verified, typed SSA program.
+
+    A name in ``values`` that is not a hyper of the program is an error, unless
+    ``ignore_unknown`` (for commands that read several programs with one ``--set``).
 
     ``values`` gives hypers their values (``--set``). Raises :class:`ProgramError` (with line and
     column) for any invalid program.
@@ -407,6 +416,9 @@ def parse(
     except _TooDeep as e:
         raise fail(f"expression nested more than {MAX_DEPTH} levels deep", e.loc) from None
     program = _Lower(func, path, text, fail).program()
+    hypers = {p.name for p in program.hypers}
+    if ignore_unknown and values:
+        values = {k: v for k, v in values.items() if k in hypers}
     program = _bind_values(program, values or {}, fail)
     from simplifier.analysis.types import infer_types
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 from simplifier.cli.common import add_json_option, add_program_options, parse_values, print_json
 from simplifier.equiv.refute import DEFAULT_RTOL
 from simplifier.equiv.verdict import Counterexample, Verdict
-from simplifier.errors import ProgramError, UsageError
+from simplifier.errors import UsageError
 from simplifier.ir import Program
 from simplifier.parse import parse_file
 
@@ -72,16 +72,8 @@ def run(args: argparse.Namespace) -> int:
 def _load(path: str, values: dict[str, Fraction]) -> tuple[Program, set[str]]:
     """Parse with the ``--set`` values of the hypers this program has (the two programs may
     name different hypers; a name neither has is an error, reported by the caller)."""
-    values = dict(values)
-    while True:
-        try:
-            return parse_file(path, values), set(values)
-        except ProgramError as e:
-            # parse rejects a value for a hyper the program lacks: drop that one and retry.
-            unknown = [n for n in values if e.message.startswith(f"--set {n}: ")]
-            if not unknown:
-                raise
-            del values[unknown[0]]
+    program = parse_file(path, values, ignore_unknown=True)
+    return program, set(values) & {p.name for p in program.hypers}
 
 
 def render(v: Verdict, a: str, b: str) -> str:
