@@ -35,6 +35,8 @@ _EXPORTS = {
     "SimplifyResult": "simplifier.simplify",
     "equivalent": "simplifier.equiv.api",
     "Verdict": "simplifier.equiv.verdict",
+    "ablate": "simplifier.ablation",
+    "AblationReport": "simplifier.ablation",
 }
 
 

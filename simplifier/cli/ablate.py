@@ -1,0 +1,166 @@
+"""``simplifier ablate FILE``: which live statements can go, measured by training a proxy task."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simplifier.cli.common import add_json_option, add_program_options, load, print_json
+from simplifier.errors import ProgramError, UsageError
+from simplifier.ir import Program
+
+if TYPE_CHECKING:
+    from simplifier.ablation import AblationReport
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser(
+        "ablate",
+        help="remove the statements that training shows do not matter",
+        description="Train the program (and the program without each live statement) on a "
+        "built-in proxy task, at several lr multipliers and seeds, in one batched computation; "
+        "remove, one per round, the statement whose removal hurts least if the loss stays "
+        "within tolerance. Prints a table and the final program (see docs/ablation.md).",
+    )
+    p.add_argument("file", metavar="FILE")
+    add_ablation_options(p)
+    p.add_argument("--plot", metavar="OUT.png", help="write a PNG plot of the table")
+    p.add_argument("--force", action="store_true", help="overwrite the --plot file")
+    add_program_options(p)
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def add_ablation_options(p: argparse.ArgumentParser) -> None:
+    """The measurement options (shared with ``simplify --ablate``)."""
+    p.add_argument(
+        "--task",
+        choices=("mlp", "lm"),
+        default="mlp",
+        help="proxy task: MLP classifier (default) or small transformer LM",
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument(
+        "--budget",
+        choices=("small", "full"),
+        default="small",
+        help="small (default; minutes on a CPU) or full (for a GPU)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="seeds per lr multiplier (default: the budget's, 3 for small)",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="training steps per replica (default: the budget's; fewer is a quicker, "
+        "less reliable look)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        metavar="REL",
+        help="accept a loss increase up to this fraction of the loss (default 0.01)",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="... or up to K standard errors of the baseline, if larger (default 1)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def check_device(device: str) -> None:
+    """Refuse a device that this machine does not have (a usage error, exit code 2)."""
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise UsageError(f"unknown device {device!r} (use cpu or cuda)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError("--device cuda: CUDA is not available on this machine")
+
+
+def measure(program: Program, args: argparse.Namespace) -> AblationReport:
+    """Run the ablation with the command-line options; a ValueError becomes a usage error."""
+    from simplifier.ablation import Tolerance, ablate
+
+    check_device(args.device)
+    if args.tolerance < 0 or args.noise < 0:
+        raise UsageError("--tolerance and --noise must not be negative")
+    try:
+        return ablate(
+            program,
+            task=args.task,
+            budget=args.budget,
+            device=args.device,
+            seeds=args.seeds,
+            semantics=args.semantics,
+            tolerance=Tolerance(rel=args.tolerance, noise=args.noise),
+            steps=args.steps,
+            verbose=not args.quiet,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def write_binary(path: str, data: bytes, force: bool) -> None:
+    """Write ``data`` atomically; refuse to overwrite without ``force`` (like write_output)."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise ProgramError("output file exists; pass --force to overwrite it", path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise ProgramError(f"directory {str(directory)!r} does not exist", path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from simplifier.ablation.report import PlotUnavailable, plot_png, table
+
+    program = load(args.file, args)
+    if args.plot and Path(args.plot).exists() and not args.force:
+        raise ProgramError("output file exists; pass --force to overwrite it", args.plot)
+    report = measure(program, args)
+    if args.plot:
+        try:
+            write_binary(args.plot, plot_png(report), args.force)
+        except PlotUnavailable as e:
+            raise UsageError(str(e)) from None
+    if args.json:
+        print_json(report.as_json())
+    else:
+        print(table(report))
+    if args.plot and not args.quiet:
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
