@@ -9,8 +9,23 @@ numeric comparison (float64) over the steps where the logged conditions hold.
 Conditions are rendered with the names of the *output* program: Program 4's sign rewrite says
 ``c != 0``, ``c`` being the interpolation the simplified update reads.
 
->>> from simplifier.parse import parse_file
->>> result = simplify(parse_file("corpus/program4.py"))
+>>> from simplifier.parse import parse
+>>> program4 = '''def train(w, g, m, v, lr):
+...   g = clip(g, lr)
+...   g = arcsin(g)
+...   m = interp(g, v, 0.899)
+...   m2 = m * m
+...   v = interp(g, m, 1.109)
+...   abs_m = sqrt(m2)
+...   update = m / abs_m
+...   wd = w * 0.4602
+...   update = update + wd
+...   lr = lr * 0.0002
+...   m = cosh(update)
+...   update = update * lr
+...   return update, m, v
+... '''
+>>> result = simplify(parse(program4))
 >>> print(to_text(result.program), end="")
 def train(w, g, v, lr):
   g = arcsin(clip(g, lr))
@@ -191,8 +206,12 @@ class SymbolicFold:
                 "x",
             )
             obligations.append(ob)
+        first_line: dict[str, int] = {}
+        for s in program.body:
+            if s.var is not None and s.loc is not None:
+                first_line.setdefault(s.var, s.loc.line)
         for old, new_name, why in rebuilt.renames:
-            changes.append(Change("rename", f"{old} -> {new_name}: {why}"))
+            changes.append(Change("rename", f"{old} -> {new_name}: {why}", first_line.get(old)))
         # Their conditions (and the `{x}` in their details) are rendered at the end of the
         # pipeline, with the final program's names.
         changes += [o.change for o in obligations]
