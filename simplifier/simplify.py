@@ -47,11 +47,18 @@ import numpy as np
 
 from simplifier.analysis.types import infer_types
 from simplifier.errors import ProgramError
-from simplifier.ir import IRError, Node, Program, Ref, dag
+from simplifier.ir import IRError, Node, Program, Ref, Role, dag
 from simplifier.numeric import Semantics, step
 from simplifier.passes.base import Change, PassResult
 from simplifier.passes.dce import eliminate_dead_code
-from simplifier.passes.rules import Allow, Obligation, RewriteLimit, program_from_dag, rewrite
+from simplifier.passes.rules import (
+    FINITE,
+    Allow,
+    Obligation,
+    RewriteLimit,
+    program_from_dag,
+    rewrite,
+)
 from simplifier.printer import to_text
 
 __all__ = [
@@ -147,6 +154,7 @@ class SymbolicFold:
     def fold(self, program: Program) -> StageResult:
         from simplifier.symbolic.fold import (
             Folder,
+            cone_inputs,
             cone_sizes,
             lost_conditions,
             source_hints,
@@ -206,6 +214,19 @@ class SymbolicFold:
                 "x",
             )
             obligations.append(ob)
+        # An input an output no longer reads was cancelled (`g - g -> 0`, `0 * g -> 0`): that
+        # holds where it is finite, as the rules' `sub-self` says.
+        scalars = {p.name for p in program.params if p.role is Role.HYPER}
+        for name, was, now in zip(names, cone_inputs(program), cone_inputs(new), strict=True):
+            for gone in sorted(was - now - scalars):
+                ob = Obligation(
+                    Change("fold", f"{name} no longer reads {gone}", None, "almost-everywhere"),
+                    FINITE.template.replace("{}", "{x}"),
+                    {"x": Node.make("input", (), gone)},
+                    FINITE,
+                    "x",
+                )
+                obligations.append(ob)
         first_line: dict[str, int] = {}
         for s in program.body:
             if s.var is not None and s.loc is not None:

@@ -359,6 +359,23 @@ def test_program4_rules_log() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("form", "rules"),
+    [
+        ("g / abs(g)", ["div-abs"]),
+        ("g / sqrt(g * g)", ["sqrt-mul-self", "div-abs"]),
+        ("g / sqrt(square(g))", ["sqrt-square", "div-abs"]),
+        ("abs(g) / g", ["abs-div"]),
+    ],
+)
+def test_the_sign_forms(form: str, rules: list[str]) -> None:
+    """The issue's four spellings of sign(x), each needing x != 0 under math."""
+    program, log = run(f"def f(w, g, lr):\n  return {form} * lr\n")
+    assert program == "def f(w, g, lr):\n  return sign(g) * lr\n"
+    assert [name for name, _, _ in log] == rules
+    assert log[-1][1:] == ("almost-everywhere", "g != 0")
+
+
 def test_commutative_match_and_fixed_point() -> None:
     program, log = run("def f(w, g, lr):\n  return 1 * (0 + -(-(g * 2 * 0.5))) * lr\n")
     assert program == "def f(w, g, lr):\n  return g * lr\n"

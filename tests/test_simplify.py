@@ -120,6 +120,13 @@ def test_folding_logs_a_lost_division() -> None:
     assert [(c.detail, c.condition) for c in lost] == [("division by g folded away", "g != 0")]
 
 
+def test_folding_logs_a_cancelled_input() -> None:
+    result = simplify(parse("def f(w, g, lr):\n  return (g - g + w) * lr\n"))
+    assert "update = w * lr" in to_text(result.program)
+    lost = [(c.detail, c.condition) for c in result.changes if c.level != "exact"]
+    assert lost == [("update no longer reads g", "g is finite")]
+
+
 def test_scalar_factors_are_collected() -> None:
     result = simplify(parse("def f(w, g, lr):\n  u = 0.5 * (g * lr) * 0.0004\n  return u\n"))
     assert "update = g * (lr * 0.0002)" in to_text(result.program)

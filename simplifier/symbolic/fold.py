@@ -405,6 +405,17 @@ def source_hints(
     return hints
 
 
+def cone_inputs(program: Program) -> list[set[str]]:
+    """The inputs each output reads (through its cone in the DAG)."""
+    nodes = dag(program)
+    return [
+        set()
+        if isinstance(a, Const)
+        else {str(n.leaf) for n in nodes[a.name].walk() if n.op == "input"}
+        for a in program.outputs
+    ]
+
+
 def cone_sizes(program: Program) -> list[int]:
     """The number of operations each output needs (its cone in the DAG)."""
     nodes = dag(program)
