@@ -56,6 +56,7 @@ from simplifier.passes.rules import (
     Allow,
     Obligation,
     RewriteLimit,
+    label,
     program_from_dag,
     rewrite,
 )
@@ -154,7 +155,6 @@ class SymbolicFold:
     def fold(self, program: Program) -> StageResult:
         from simplifier.symbolic.fold import (
             Folder,
-            cone_inputs,
             cone_sizes,
             lost_conditions,
             source_hints,
@@ -187,6 +187,7 @@ class SymbolicFold:
         changes: list[Change] = []
         obligations: list[Obligation] = []
         lines = {before.values[s.target]: s.loc.line for s in program.body if s.loc}
+        # (for the log texts only: the order of terms there does not matter)
         conv = Converter(self.semantics, before.tensors, before.tensors, before.states, hints)
 
         def text(e: Any) -> str:
@@ -202,31 +203,8 @@ class SymbolicFold:
             if b < a:
                 detail = f"{name}: {a} -> {b} operations (terms combined, constants folded)"
                 changes.append(Change("fold", detail))
-        for p in lost_conditions(before.partials, after.partials, folder):
-            what = "division by {x}" if p.op == "div" else f"{p.op}({{x}})"
-            template = p.relation.template.replace("{}", "{x}")
-            bindings = {"x": p.node}
-            ob = Obligation(
-                Change("fold", f"{what} folded away", p.line, "almost-everywhere"),
-                template,
-                bindings,
-                p.relation,
-                "x",
-            )
-            obligations.append(ob)
-        # An input an output no longer reads was cancelled (`g - g -> 0`, `0 * g -> 0`): that
-        # holds where it is finite, as the rules' `sub-self` says.
-        scalars = {p.name for p in program.params if p.role is Role.HYPER}
-        for name, was, now in zip(names, cone_inputs(program), cone_inputs(new), strict=True):
-            for gone in sorted(was - now - scalars):
-                ob = Obligation(
-                    Change("fold", f"{name} no longer reads {gone}", None, "almost-everywhere"),
-                    FINITE.template.replace("{}", "{x}"),
-                    {"x": Node.make("input", (), gone)},
-                    FINITE,
-                    "x",
-                )
-                obligations.append(ob)
+        obligations += _lost_domains(lost_conditions(before.partials, after.partials, folder))
+        obligations += _cancelled_inputs(program, new)
         first_line: dict[str, int] = {}
         for s in program.body:
             if s.var is not None and s.loc is not None:
@@ -237,6 +215,35 @@ class SymbolicFold:
         # pipeline, with the final program's names.
         changes += [o.change for o in obligations]
         return StageResult(new, tuple(changes), tuple(obligations))
+
+
+def _lost_domains(partials: Sequence[Any]) -> list[Obligation]:
+    """A change per domain condition that folding removed (``division by g folded away``)."""
+    out = []
+    for p in partials:
+        what = "division by {x}" if p.op == "div" else f"{p.op}({{x}})"
+        change = Change("fold", f"{what} folded away", p.line, "almost-everywhere")
+        template = p.relation.template.replace("{}", "{x}")
+        out.append(Obligation(change, template, {"x": p.node}, p.relation, "x"))
+    return out
+
+
+def _cancelled_inputs(before: Program, after: Program) -> list[Obligation]:
+    """A change per input that an output no longer reads: it was cancelled (``g - g -> 0``,
+    ``0 * g -> 0``), which holds where it is finite, as the rule ``sub-self`` says."""
+    from simplifier.symbolic.fold import cone_inputs
+
+    out = []
+    hypers = {p.name for p in before.params if p.role is Role.HYPER}
+    names = ["update", *before.states]
+    for name, was, now in zip(names, cone_inputs(before), cone_inputs(after), strict=True):
+        for gone in sorted(was - now - hypers):
+            change = Change("fold", f"{name} no longer reads {gone}", None, "almost-everywhere")
+            template = FINITE.template.replace("{}", "{x}")
+            out.append(
+                Obligation(change, template, {"x": Node.make("input", (), gone)}, FINITE, "x")
+            )
+    return out
 
 
 def default_stages(
@@ -434,44 +441,38 @@ class SimplifyResult:
         }
 
 
-def _final_names(program: Program, semantics: Semantics) -> Callable[[Node], str | None]:
-    """Names of the final program's values, by DAG node (or by folded SymPy value)."""
-    nodes = dag(program)
-    by_node: dict[int, str] = {}
-    keep = []
-    for s in program.body:
-        if s.var is not None:
-            by_node[id(nodes[s.target])] = s.var
-            keep.append(nodes[s.target])
-    by_value: dict[Any, str] | None = None
+class _FinalNames:
+    """Names of the final program's values, for rendering conditions: by DAG node (interned,
+    so a subject the pipeline did not reshape is found as is), else by folded SymPy value."""
 
-    def by_sympy(n: Node) -> str | None:
-        nonlocal by_value
-        try:
-            from simplifier.symbolic.fold import Folder, to_sympy
-            from simplifier.symbolic.translate import SymbolicTimeout, time_budget
+    def __init__(self, program: Program, semantics: Semantics) -> None:
+        self.program, self.semantics = program, semantics
+        nodes = dag(program)
+        self.keep = [nodes[s.target] for s in program.body if s.var is not None]  # ids stay valid
+        self.by_node = {id(nodes[s.target]): s.var for s in program.body if s.var is not None}
+        self.by_value: dict[Any, str] | None = None
+        self.fold: Callable[[Any], Any] | None = None
 
-            with time_budget(1.0):
-                t = to_sympy(program, semantics)
-                fold = Folder(t.tensors, t.states)
-                if by_value is None:
-                    by_value = {}
-                    for s in program.body:
-                        if s.var is not None:
-                            by_value.setdefault(fold(t.values[s.target]), s.var)
-                probe = to_sympy(_probe(program, n), semantics)
-                return by_value.get(fold(probe.outputs[0]))
-        except (SymbolicTimeout, KeyError, ValueError, TypeError):
-            return None
-
-    def name_of(n: Node) -> str | None:
-        found = by_node.get(id(n))
+    def __call__(self, n: Node) -> str | None:
+        found = self.by_node.get(id(n))
         if found is not None or n.op in ("input", "const"):
             return found
-        return by_sympy(n)
+        from simplifier.symbolic.fold import Folder, to_sympy
+        from simplifier.symbolic.translate import SymbolicTimeout, time_budget
 
-    name_of.keep = keep  # type: ignore[attr-defined]  # keeps the keyed nodes alive
-    return name_of
+        try:
+            with time_budget(1.0):
+                if self.by_value is None or self.fold is None:
+                    t = to_sympy(self.program, self.semantics)
+                    self.fold = Folder(t.tensors, t.states)
+                    self.by_value = {}
+                    for s in self.program.body:
+                        if s.var is not None:
+                            self.by_value.setdefault(self.fold(t.values[s.target]), s.var)
+                probe = to_sympy(_probe(self.program, n), self.semantics)
+                return self.by_value.get(self.fold(probe.outputs[0]))
+        except (SymbolicTimeout, KeyError, ValueError, TypeError):  # reads a removed input, ...
+            return None
 
 
 def equivalence_text(verdict: Any) -> str:
@@ -552,15 +553,13 @@ def simplify(
         notes += result.notes
         log.append((stage.name, len(result.changes)))
         current = result.program
-    name_of = _final_names(current, semantics)
+    name_of = _FinalNames(current, semantics)
     rendered: dict[int, Change] = {}
     final_obligations = []
     for o in obligations:
         condition = o.render(name_of)
         detail = o.change.detail
         if "{x}" in detail and "x" in o.bindings:
-            from simplifier.passes.rules import label
-
             detail = detail.replace("{x}", label(o.bindings["x"], name_of))
         new_change = replace(o.change, condition=condition, detail=detail)
         rendered[id(o.change)] = new_change

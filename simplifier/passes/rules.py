@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from math import isqrt
 from typing import Literal
 
 import numpy as np
@@ -219,14 +220,8 @@ def _exact_sqrt(v: Fraction) -> Fraction | None:
     if v < 0:
         return None
     num, den = v.numerator, v.denominator
-    rn, rd = _isqrt(num), _isqrt(den)
+    rn, rd = isqrt(num), isqrt(den)
     return Fraction(rn, rd) if rn * rn == num and rd * rd == den else None
-
-
-def _isqrt(n: int) -> int:
-    import math
-
-    return math.isqrt(n)
 
 
 def evaluate_constant(op: str, args: tuple[Fraction, ...], semantics: Semantics) -> Fraction | None:
@@ -508,7 +503,8 @@ class _Driver:
             if id(n) in self.memo:
                 continue
             args = tuple(self.memo[id(a)] for a in n.args)
-            current = n if args == n.args else Node.make(n.op, args, n.leaf)
+            same = all(a is b for a, b in zip(args, n.args, strict=True))  # not ==: deep
+            current = n if same else Node.make(n.op, args, n.leaf)
             self.keep.append(n)
             self.memo[id(n)] = self.settle(current, line_of.get(id(n)))
         return self.memo[id(root)]
@@ -540,11 +536,12 @@ class _Driver:
             env = match(rule.lhs, node, {})
             if env is None:
                 continue
-            result = rule.rhs(node, self.semantics) if callable(rule.rhs) else None
-            if callable(rule.rhs) and result is None:
-                continue
-            if result is None:
-                assert not callable(rule.rhs)
+            if callable(rule.rhs):
+                computed = rule.rhs(node, self.semantics)
+                if computed is None:
+                    continue
+                result = computed
+            else:
                 result = instantiate(rule.rhs, env)
             if self.typer(result) is not self.typer(node):
                 continue  # e.g. x - x -> 0 on a tensor: a state must stay a tensor
