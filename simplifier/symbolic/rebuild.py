@@ -41,7 +41,15 @@ from simplifier.numeric import Semantics
 from simplifier.ops import OPS, Kind
 from simplifier.passes.rules import printable
 from simplifier.symbolic.fold import Opaque
-from simplifier.symbolic.translate import clip, cosine_sim, dot, global_norm, interp, norm
+from simplifier.symbolic.translate import (
+    clip,
+    clip_scalar,
+    cosine_sim,
+    dot,
+    global_norm,
+    interp,
+    norm,
+)
 
 FUNCTION_OPS: dict[type, str] = {
     sp.Abs: "abs",
@@ -66,6 +74,7 @@ FUNCTION_OPS: dict[type, str] = {
     dot: "dot",
     cosine_sim: "cosine_sim",
     clip: "clip",
+    clip_scalar: "clip",
 }
 
 

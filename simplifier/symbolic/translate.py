@@ -80,6 +80,11 @@ class clip(_Reduction):
     nargs = 2
 
 
+class clip_scalar(clip):
+    """``clip`` of a scalar-typed value: a different function from ``clip`` of a tensor filled
+    with that value (the global norm counts entries), so the two must never compare equal."""
+
+
 OPAQUE: tuple[type[sp.Function], ...] = (norm, global_norm, dot, cosine_sim, clip)
 
 
@@ -194,11 +199,30 @@ def translate(
     if inputs:
         symbols.update(inputs)
 
+    scalar_clips = _scalar_clips(program)
+
     def apply(s: Stmt, args: list[sp.Expr]) -> sp.Expr:
+        if s.target in scalar_clips:
+            return clip_scalar(*args)
         return table[s.op](*args)
 
     values, outputs = forward(program, symbols, apply, rational)
     return SymbolicStep(values, outputs, symbols)
+
+
+def _scalar_clips(program: Program) -> frozenset[str]:
+    """The ``clip`` statements whose first argument is a scalar (see :class:`clip_scalar`)."""
+    clips = [s for s in program.body if s.op == "clip"]
+    if not clips:
+        return frozenset()
+    from simplifier.analysis.types import Type, infer_types
+
+    types = infer_types(program)
+    return frozenset(
+        s.target
+        for s in clips
+        if isinstance(s.args[0], Const) or types[s.args[0].name] is Type.SCALAR
+    )
 
 
 def expand_interp(expr: sp.Expr) -> sp.Expr:
