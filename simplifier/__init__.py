@@ -37,6 +37,8 @@ _EXPORTS = {
     "Verdict": "simplifier.equiv.verdict",
     "ablate": "simplifier.ablation",
     "AblationReport": "simplifier.ablation",
+    "emit_torch": "simplifier.emit",
+    "compile_torch": "simplifier.emit",
 }
 
 
