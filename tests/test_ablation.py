@@ -216,3 +216,20 @@ def test_cli_bad_input(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def
     bad.write_text("def f(w, g, lr):\n  return log(-abs(g))\n")
     assert main(["ablate", str(bad), "--quiet", "--steps", "5", "--seeds", "1"]) == 2
     assert "diverges" in capsys.readouterr().err
+
+
+def test_simplify_ablate_logs_measured_removals(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "toy.py"
+    body = TOY.split("\n", 1)[1].replace("return -u", "return -u, m")
+    src.write_text("def train(w, g, m, lr):\n  m = cosh(g)\n" + body)
+    argv = ["simplify", str(src), "--ablate", "--quiet", "--steps", "15", "--seeds", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "dead-statement" in out and "[exact]" in out  # dead code first, exact
+    assert "ablation        removed `g = g + 0`" in out and "[measured: training" in out
+    assert "measured by training, not proved" in out
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    levels = {c["kind"]: c["level"] for c in data["changes"]}
+    assert levels["ablation"] == "measured" and levels["dead-statement"] == "exact"
+    assert {r["statement"] for r in data["ablation"]["rows"]} >= {"g = g + 0", "u = -g"}

@@ -27,8 +27,9 @@ seed; its score is the best multiplier's mean validation loss over the seeds, wi
 error. A multiplier at which any seed diverged (NaN/inf) does not count. ``centre`` is calibrated
 once on the original program over the budget's wide ``calibration`` grid (powers of 4), so that
 the grid sits where the original trains best. A program whose best multiplier is at the edge of
-the grid is trained one grid step further out, up to ``budget.extend`` times, so that a removal
-that moves the best lr is still compared at its own best lr.
+the grid is trained one grid step further out (a program that diverged everywhere: one step
+lower), up to ``budget.extend`` times, so that a removal that moves the best lr is still compared
+at its own best lr.
 
 **Decision.** All candidates of a round are trained in one batch (the grid extensions in smaller
 follow-up batches). The one with the lowest score is accepted if it is worse by at most the
@@ -467,7 +468,8 @@ class _Measurer:
             for k, table in tables.items():
                 sc = _score_table(table)
                 tried = sorted(table)
-                if sc.finite and sc.multiplier == tried[0]:
+                # Diverging everywhere usually means every lr tried was too large: go down.
+                if (sc.finite and sc.multiplier == tried[0]) or not sc.finite:
                     pending.append((k, tried[0] / ratio))
                 elif sc.finite and sc.multiplier == tried[-1]:
                     pending.append((k, tried[-1] * ratio))
@@ -706,11 +708,14 @@ def _row(
     reason: str,
     stmt: Stmt | None = None,
 ) -> Row:
+    """A row about a statement of ``program`` (the original: earlier rounds may have changed
+    the candidate's copy of the statement, e.g. ``m2 = m * m`` into ``m2 = g * g``)."""
     s = stmt or cand.stmt
+    original = program.defining().get(s.target, s)
     return Row(
         s.target,
         s.loc.line if s.loc else None,
-        statement_text(program, s),
+        statement_text(program, original),
         decision,
         reason,
         cand.rule if stmt is None else "",

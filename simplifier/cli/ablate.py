@@ -6,8 +6,9 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from simplifier.cli.common import add_json_option, add_program_options, load, print_json
 from simplifier.errors import ProgramError, UsageError
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.set_defaults(func=run)
 
 
-def add_ablation_options(p: argparse.ArgumentParser) -> None:
+def add_ablation_options(p: argparse._ActionsContainer) -> None:
     """The measurement options (shared with ``simplify --ablate``)."""
     p.add_argument(
         "--task",
@@ -164,3 +165,55 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and not args.quiet:
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
+
+
+def add_simplify_options(p: argparse.ArgumentParser) -> None:
+    """``--ablate`` and the measurement options, for ``simplifier simplify``."""
+    group = p.add_argument_group(
+        "ablation (with --ablate)",
+        "dead-code removal -> ablation by training -> folding -> verification; the log marks "
+        "the removals that were measured (level 'measured') apart from the exact steps",
+    )
+    group.add_argument(
+        "--ablate",
+        action="store_true",
+        help="also remove live statements that training shows do not matter (slow: minutes)",
+    )
+    add_ablation_options(group)
+
+
+def simplify_with_ablation(program: Program, args: argparse.Namespace) -> tuple[Any, Any]:
+    """``simplify --ablate``: DCE -> ablation -> the simplifier's stages -> its checks.
+
+    The simplifier's checks compare its output with the *ablated* program (ablation changes
+    what the program computes, by design); the verdict says so. Returns the simplifier's result
+    (with the dead-code and measured changes in front of its log) and the ablation report.
+    """
+    from simplifier.ablation.ablate import ablation_changes, ablation_notes
+    from simplifier.passes.dce import eliminate_dead_code
+    from simplifier.simplify import DeadCode, Rules, Stage, SymbolicFold, simplify
+
+    dce = eliminate_dead_code(program)
+    report = measure(dce.program, args)
+    ablated = report.program
+    lost = frozenset(program.states) - frozenset(ablated.states)
+    stages: list[Stage] = [
+        DeadCode(),
+        Rules(args.semantics, args.allow),
+        SymbolicFold(args.semantics, lost),
+        DeadCode("dead-code (after folding)"),
+    ]
+    result = simplify(ablated, args.semantics, args.allow, stages=stages)
+    measured = ablation_changes(report)
+    verdict = (
+        f"{len(measured)} removal(s) measured by training, not proved (level 'measured'); "
+        f"the other steps checked against the ablated program: {result.verdict}"
+    )
+    result = replace(
+        result,
+        changes=(*dce.changes, *measured, *result.changes),
+        notes=(*ablation_notes(report), *result.notes),
+        verdict=verdict,
+        operations=(len(program.body), result.operations[1]),
+    )
+    return result, report

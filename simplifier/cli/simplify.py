@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from simplifier.cli.ablate import add_simplify_options, simplify_with_ablation
 from simplifier.cli.common import (
     add_json_option,
     add_program_options,
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the least exact rewrites that may be applied (default: almost-everywhere)",
     )
     add_json_option(p)
+    add_simplify_options(p)  # --ablate and its measurement options (simplifier/cli/ablate.py)
     p.set_defaults(func=run)
 
 
@@ -77,12 +79,17 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.output).exists():  # fail before the work; write_output checks again
             raise ProgramError("output file exists; pass --force to overwrite it", args.output)
     program = load(args.file, args)
-    result = simplify(program, args.semantics, args.allow)
+    ablation = None
+    if args.ablate:
+        result, ablation = simplify_with_ablation(program, args)
+    else:
+        result = simplify(program, args.semantics, args.allow)
     ok = result.numeric is None or result.numeric.agree
     if args.output and ok:
         write_output(args.output, to_text(result.program), args.force)
     if args.json:
-        print_json({"path": args.file, "output": args.output, **result.as_json()})
+        extra = {"ablation": ablation.as_json()} if ablation is not None else {}
+        print_json({"path": args.file, "output": args.output, **result.as_json(), **extra})
     elif args.output:
         text = report(result, args.semantics, args.allow)
         print("\n".join(line for line in text.splitlines() if line.startswith("#")))
