@@ -88,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     diff = float(np.max(np.abs(loss_b[finite] - looped[finite]) / np.abs(looped[finite])))
     rate_b, rate_l = n * steps / t_batch, n * steps / t_loop
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    threads = torch.get_num_threads()
     print(
         f"task {task.name} ({task.size} parameters per replica), {n} replicas "
         f"({len(PROGRAMS)} programs x 4 lr x 4 seeds), {steps} steps, device {device}, "
-        f"{threads} torch threads, best of {args.repeat}"
+        f"{'1 CPU thread (the engine on CPU), ' if device == 'cpu' else ''}"
+        f"best of {args.repeat}"
     )
     print()
     print(f"{'engine':<34} {'seconds':>9} {'replica-steps/s':>16} {'ratio':>7}")

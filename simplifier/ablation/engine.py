@@ -11,8 +11,9 @@ over that replica's row (all of its parameter tensors), never across rows.
 The training loop is the paper's: ``w <- w - multiplier * update`` with ``update`` the program's
 first output and ``lr`` its schedule value; the multiplier scales the step the way tuning a
 program's peak-lr constant does, and leaves other uses of ``lr`` (Program 4's ``clip(g, lr)``)
-alone. A replica whose loss, weights or states stop being finite is marked failed and frozen at
-its initial weights, so it cannot poison the others (nor slow them down with inf arithmetic).
+alone. A replica whose loss or weights stop being finite (or whose states are not finite at the
+end) is marked failed and its loss is ``inf``; it cannot poison the others, since no operation
+mixes rows.
 
 >>> import torch
 >>> from simplifier.parse import parse
@@ -199,10 +200,6 @@ def step_batched(
 
 
 # -- the training loop ----------------------------------------------------------------------------
-def _finite_rows(x: Tensor) -> Tensor:
-    return torch.isfinite(x).all(dim=-1)
-
-
 class _Cache:
     """Datasets and initial weights are deterministic: build each once per process."""
 
@@ -245,6 +242,7 @@ def train(
     state_dtype: torch.dtype = torch.float64,
     semantics: Semantics = "math",
     progress: Progress | None = None,
+    cpu_threads: int | None = 1,
 ) -> Result:
     """Train every replica for ``budget.steps`` steps at once; return its validation loss.
 
@@ -257,25 +255,27 @@ def train(
     """
     if not replicas:
         return Result(np.zeros(0), np.zeros(0, bool), np.zeros(0, int), 0.0, 0)
-    # Subnormal floats are 10-100x slower on CPUs, and a diverging replica (or a model's
-    # saturated GELU) makes plenty of them; flushing them to zero changes only values below
-    # 1e-38 (float32) or 1e-308 (float64). Set for this call only.
-    flush = torch.device(device).type == "cpu" and torch.set_flush_denormal(True)
+    dev = torch.device(device)
+    if dev.type != "cpu":
+        return _train(
+            programs, replicas, task, budget, dev, dtype, state_dtype, semantics, progress
+        )
+    # Subnormal floats are 10-100x slower on CPUs, and a large-weight replica's saturated GELU
+    # makes plenty of them; flushing them to zero changes only values below 1e-38 (float32).
+    # The flush applies to the calling thread only, so the CPU path also runs single-threaded
+    # (``cpu_threads``): with intra-op threads the workers kept subnormals and a step could take
+    # 20x longer; the replicas' tensors are small, so threads gain little anyway.
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    if cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
     try:
         return _train(
-            programs,
-            replicas,
-            task,
-            budget,
-            torch.device(device),
-            dtype,
-            state_dtype,
-            semantics,
-            progress,
+            programs, replicas, task, budget, dev, dtype, state_dtype, semantics, progress
         )
     finally:
-        if flush:
-            torch.set_flush_denormal(False)
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
 
 
 def _train(
@@ -300,11 +300,10 @@ def _train(
     n_train = data.train_x.shape[0]
     batches = torch.stack([batch_indices(task, s, budget.steps, n_train) for s in seeds])
     batches = batches.to(device)
-    w0 = torch.stack([_Cache.get_init(task, r.seed) for r in reps])
-    w0 = w0.to(device=device, dtype=state_dtype)
+    w = torch.stack([_Cache.get_init(task, r.seed) for r in reps])
+    w = w.to(device=device, dtype=state_dtype)
     mult = torch.tensor([r.multiplier for r in reps], dtype=state_dtype, device=device)
     mult = mult.unsqueeze(1)
-    w = w0.clone()
     states = [{n: torch.zeros_like(w[a:b]) for n in programs[k].states} for k, a, b in groups]
     rules = batched_rules(semantics, task.segments)
     failed = torch.zeros(len(reps), dtype=torch.bool, device=device)
@@ -319,29 +318,27 @@ def _train(
             g = g.to(state_dtype)
             lr = budget.lr(t)
             updates = []
-            ok = torch.isfinite(losses)
             for (k, a, b), st in zip(groups, states, strict=True):
                 upd, new = step_batched(
                     programs[k], w[a:b], g[a:b], st, lr, t + 1, semantics=semantics, rule=rules
                 )
                 updates.append(upd)
                 st.update(new)
-                for v in new.values():
-                    ok[a:b] &= _finite_rows(v)
             w = w - mult * torch.cat(updates)
-            ok &= _finite_rows(w)
-            # No host sync per step (it would stall a GPU): failed rows are reset every step.
+            # One pass over the weights: a row's sum is not finite iff the row is not (or it is
+            # beyond 1e308, diverged too). No host sync (it would stall a GPU), no reset: a
+            # failed row goes on computing NaNs that nothing carries to another row.
+            ok = torch.isfinite(losses.detach()) & torch.isfinite(w.sum(dim=-1))
             failed_at = torch.where(~ok & ~failed, t, failed_at)
             failed |= ~ok
-            w = torch.where(failed.unsqueeze(1), w0, w)
-            for (_, a, b), st in zip(groups, states, strict=True):
-                for name, v in st.items():
-                    st[name] = torch.where(failed[a:b].unsqueeze(1), 0.0, v)
         if progress is not None:
             progress(t + 1, budget.steps)
     with torch.no_grad():
         val = task.val_loss(w.to(dtype), data).to(torch.float64)
         failed |= ~torch.isfinite(val)
+        for (_, a, b), st in zip(groups, states, strict=True):
+            for v in st.values():
+                failed[a:b] |= ~torch.isfinite(v.sum(dim=-1))
         val = torch.where(failed, math.inf, val)
     inverse = np.empty(len(order), dtype=int)
     inverse[np.array(order)] = np.arange(len(order))

@@ -20,8 +20,10 @@ from .ablate import AblationReport, Row
 _WIDTH = 28
 
 
-def _f(x: float) -> str:
-    return f"{x:10.4f}" if math.isfinite(x) else f"{'diverged':>10}"
+def _f(x: float, width: int = 10) -> str:
+    if not math.isfinite(x):
+        return f"{'diverged':>{width}}"
+    return f"{x:{width}.4f}" if abs(x) < 10 ** (width - 6) else f"{x:{width}.2e}"
 
 
 def format_row(row: Row) -> str:
@@ -32,11 +34,11 @@ def format_row(row: Row) -> str:
         return (
             f"{line}  {text:<{_WIDTH}} {'':10} {'':10} {'':8} {'':8}  {row.decision} (not ablated)"
         )
-    se = f"{row.stderr:8.4f}" if math.isfinite(row.stderr) else f"{'':8}"
+    se = _f(row.stderr, 8) if math.isfinite(row.stderr) else f"{'':8}"
+    change = f"{'':8}"
     if math.isfinite(row.loss) and math.isfinite(row.loss_with):
-        change = f"{100 * (row.loss - row.loss_with) / abs(row.loss_with):+7.2f}%"
-    else:
-        change = f"{'':8}"
+        pct = 100 * (row.loss - row.loss_with) / abs(row.loss_with)
+        change = f"{pct:+7.2f}%" if abs(pct) < 1e4 else f"{'>+1e4%':>8}"
     when = f" (round {row.round})" if row.round is not None else ""
     return (
         f"{line}  {text:<{_WIDTH}} {_f(row.loss_with)} {_f(row.loss)} {se} {change}"
