@@ -134,6 +134,28 @@ def batched_rules(
     return apply
 
 
+class Scalars:
+    """0-d tensors for numbers, kept per (value, dtype, device) unless told not to.
+
+    Made with ``torch.full``: on a GPU that is a fill kernel, where ``torch.tensor`` would be a
+    blocking host-to-device copy for every constant of every program at every step.
+    """
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[float, torch.dtype, torch.device], Tensor] = {}
+
+    def __call__(
+        self, x: float, dtype: torch.dtype, device: torch.device, keep: bool = True
+    ) -> Tensor:
+        key = (x, dtype, device)
+        found = self.kept.get(key)
+        if found is None:
+            found = torch.full((), x, dtype=dtype, device=device)
+            if keep:
+                self.kept[key] = found
+        return found
+
+
 def step_batched(
     program: Program,
     weights: Tensor,
@@ -145,11 +167,13 @@ def step_batched(
     semantics: Semantics = "math",
     segments: Sequence[int] | None = None,
     rule: Callable[[Stmt, list[Tensor]], Tensor] | None = None,
+    scalars: Scalars | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """One program step for all replicas at once: ``(update (R, P), new states)``.
 
     ``weights``, ``grads`` and each state are ``(R, P)``; ``segments`` are the sizes of the
-    parameter tensors within P (for the per-tensor ``norm``; default: one tensor).
+    parameter tensors within P (for the per-tensor ``norm``; default: one tensor). A training
+    loop passes its ``rule`` and ``scalars`` so that they are made once, not every step.
 
     >>> import torch
     >>> from simplifier.parse import parse
@@ -160,10 +184,11 @@ def step_batched(
     [[0.6, 0.8], [0.3, 0.4]]
     """
     rule = rule or batched_rules(semantics, segments or (weights.shape[-1],))
+    numbers = scalars or Scalars()
     dtype, device = weights.dtype, weights.device
 
     def scalar(x: float) -> Tensor:
-        return torch.tensor(x, dtype=dtype, device=device)
+        return numbers(x, dtype, device)
 
     inputs: dict[str, Tensor] = {}
     for p in program.params:
@@ -174,9 +199,9 @@ def step_batched(
         elif p.role is Role.STATE:
             inputs[p.name] = states[p.name]
         elif p.role is Role.LR:
-            inputs[p.name] = scalar(lr)
+            inputs[p.name] = numbers(lr, dtype, device, keep=False)
         elif p.role is Role.STEP:
-            inputs[p.name] = scalar(float(step_number))
+            inputs[p.name] = numbers(float(step_number), dtype, device, keep=False)
         else:
             if p.default is None:
                 raise ValueError(f"hyper {p.name!r} has no value")
@@ -306,6 +331,7 @@ def _train(
     mult = mult.unsqueeze(1)
     states = [{n: torch.zeros_like(w[a:b]) for n in programs[k].states} for k, a, b in groups]
     rules = batched_rules(semantics, task.segments)
+    scalars = Scalars()
     failed = torch.zeros(len(reps), dtype=torch.bool, device=device)
     failed_at = torch.full((len(reps),), -1, dtype=torch.long, device=device)
     for t in range(budget.steps):
@@ -320,7 +346,15 @@ def _train(
             updates = []
             for (k, a, b), st in zip(groups, states, strict=True):
                 upd, new = step_batched(
-                    programs[k], w[a:b], g[a:b], st, lr, t + 1, semantics=semantics, rule=rules
+                    programs[k],
+                    w[a:b],
+                    g[a:b],
+                    st,
+                    lr,
+                    t + 1,
+                    semantics=semantics,
+                    rule=rules,
+                    scalars=scalars,
                 )
                 updates.append(upd)
                 st.update(new)

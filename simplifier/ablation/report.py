@@ -101,8 +101,13 @@ def plot_png(report: AblationReport) -> bytes:
     finite = [r.loss for r in rows if math.isfinite(r.loss)] + [base.loss]
     cap = max(base.loss + 6 * max(limit, 1e-12), min(max(finite), 2 * base.loss))
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6), dpi=110)
+    lo = min(min(finite), base.loss - limit)
+    ax.set_xlim(max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
     labels = [f"{r.line}: {r.statement}" for r in rows]
     for y, r in enumerate(rows):
+        if r.round is None:  # never a candidate: no measurement to draw
+            ax.text(ax.get_xlim()[0], y, "  not ablated", va="center", fontsize=8, color="grey")
+            continue
         colour = "#3a923a" if r.decision == "removed" else "#c44e52"
         width = min(r.loss, cap) if math.isfinite(r.loss) else cap
         ax.barh(y, width, color=colour, alpha=0.85 if math.isfinite(r.loss) else 0.3)
@@ -115,11 +120,10 @@ def plot_png(report: AblationReport) -> bytes:
     ax.axvspan(base.loss - limit, base.loss + limit, color="grey", alpha=0.2, label="tolerance")
     ax.set_yticks(range(len(rows)), labels, fontsize=8, family="monospace")
     ax.invert_yaxis()
-    lo = min(min(finite), base.loss - limit)
     ax.set_xlim(max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
     ax.set_xlabel(f"validation loss without the statement ({report.task}, {report.budget.name})")
-    ax.set_title(f"ablation of {report.original.path}: green = removed", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"ablation of {report.original.path}: green = removed", fontsize=10, loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
