@@ -214,8 +214,9 @@ def step_rules(backend: Backend, semantics: Semantics) -> Callable[[Stmt, list[V
             d = backend.total([mul(x, y) for x, y in zip(*args, strict=True)])
             return [plain_div(d, mul(gnorm(args[0]), gnorm(args[1])))] * n
         if s.op == "clip":
-            scale = minimum(backend.scalar(1.0), plain_div(args[1][0], gnorm(args[0])))
-            return [mul(x, scale) for x in args[0]]
+            # One global norm; the threshold is per tensor when it is (a per-tensor ``norm``).
+            gn, one = gnorm(args[0]), backend.scalar(1.0)
+            return [mul(x, minimum(one, plain_div(c, gn))) for x, c in zip(*args, strict=True)]
         raise AssertionError(f"no numeric rule for {s.op}")  # constants are handled by const()
 
     return apply

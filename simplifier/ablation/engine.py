@@ -125,10 +125,8 @@ def batched_rules(
             one = _cached(
                 (x.dtype, x.device), lambda: torch.ones((), dtype=x.dtype, device=x.device)
             )
-            # A per-tensor ``norm`` as the threshold: the reference interpreter takes the first
-            # tensor's value for every tensor; do the same so that the two agree.
-            c = args[1][..., :1] if args[1].dim() == 2 else args[1]
-            return mul(x, minimum(one, plain_div(c, gnorm(x))))
+            # The threshold broadcasts entry-wise: per tensor when it is a per-tensor ``norm``.
+            return mul(x, minimum(one, plain_div(args[1], gnorm(x))))
         raise AssertionError(f"no batched rule for {s.op}")  # constants are handled by the caller
 
     return apply
