@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from simplifier.interpret import forward
-from simplifier.ir import Const, Program, Role, Stmt
+from simplifier.interpret import bind_inputs, forward
+from simplifier.ir import Const, Program, Stmt
 from simplifier.ops import EPS, OPS, Kind
 
 Semantics = Literal["math", "hero"]
@@ -244,22 +244,15 @@ def step(
 ) -> tuple[Value, dict[str, Value]]:
     """One call of the program: (update, new states)."""
     n = len(weights)
-    inputs: dict[str, Value] = {}
-    for p in program.params:
-        if p.role is Role.WEIGHT:
-            inputs[p.name] = weights
-        elif p.role is Role.GRADIENT:
-            inputs[p.name] = grads
-        elif p.role is Role.STATE:
-            inputs[p.name] = states[p.name]
-        elif p.role is Role.LR:
-            inputs[p.name] = [backend.scalar(lr)] * n
-        elif p.role is Role.STEP:
-            inputs[p.name] = [backend.scalar(float(step_number))] * n
-        else:
-            if p.default is None:
-                raise ValueError(f"hyper {p.name!r} has no value")
-            inputs[p.name] = [backend.scalar(float(p.default.value))] * n
+    inputs = bind_inputs(
+        program,
+        weight=weights,
+        gradient=grads,
+        states=states,
+        lr=lambda: [backend.scalar(lr)] * n,
+        step=lambda: [backend.scalar(float(step_number))] * n,
+        hyper=lambda v: [backend.scalar(float(v))] * n,
+    )
 
     def const(c: Const) -> Value:
         return [backend.scalar(float(c.value))] * n

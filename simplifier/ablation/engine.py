@@ -37,8 +37,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from simplifier.interpret import forward
-from simplifier.ir import Const, Program, Role, Stmt
+from simplifier.interpret import bind_inputs, forward
+from simplifier.ir import Const, Program, Stmt
 from simplifier.numeric import CONSTANTS, Semantics, _torch_impl, hero_overrides
 from simplifier.ops import OPS, Kind
 
@@ -188,22 +188,16 @@ def step_batched(
     def scalar(x: float) -> Tensor:
         return numbers(x, dtype, device)
 
-    inputs: dict[str, Tensor] = {}
-    for p in program.params:
-        if p.role is Role.WEIGHT:
-            inputs[p.name] = weights
-        elif p.role is Role.GRADIENT:
-            inputs[p.name] = grads
-        elif p.role is Role.STATE:
-            inputs[p.name] = states[p.name]
-        elif p.role is Role.LR:
-            inputs[p.name] = numbers(lr, dtype, device, keep=False)
-        elif p.role is Role.STEP:
-            inputs[p.name] = numbers(float(step_number), dtype, device, keep=False)
-        else:
-            if p.default is None:
-                raise ValueError(f"hyper {p.name!r} has no value")
-            inputs[p.name] = scalar(float(p.default.value))
+    # lr and step change every call: not kept in the scalar cache.
+    inputs = bind_inputs(
+        program,
+        weight=weights,
+        gradient=grads,
+        states=states,
+        lr=lambda: numbers(lr, dtype, device, keep=False),
+        step=lambda: numbers(float(step_number), dtype, device, keep=False),
+        hyper=lambda v: scalar(float(v)),
+    )
 
     def const(c: Const) -> Tensor:
         return scalar(float(c.value))

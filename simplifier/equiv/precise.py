@@ -25,8 +25,8 @@ from typing import Any
 
 import mpmath
 
-from simplifier.interpret import forward
-from simplifier.ir import Const, Program, Role, Stmt
+from simplifier.interpret import bind_inputs, forward
+from simplifier.ir import Const, Program, Stmt
 from simplifier.numeric import Semantics
 from simplifier.ops import OPS
 
@@ -211,21 +211,15 @@ def step(
 ) -> tuple[Value, dict[str, Value]]:
     """One call of the program in high precision: (update, new states)."""
     n = len(inputs.w)
-    env: dict[str, Value] = {}
-    for p in program.params:
-        if p.role is Role.WEIGHT:
-            env[p.name] = [[mpmath.mpf(x) for x in t] for t in inputs.w]
-        elif p.role is Role.GRADIENT:
-            env[p.name] = [[mpmath.mpf(x) for x in t] for t in inputs.g]
-        elif p.role is Role.STATE:
-            env[p.name] = states[p.name]
-        elif p.role is Role.LR:
-            env[p.name] = [[mpmath.mpf(inputs.lr)] for _ in range(n)]
-        elif p.role is Role.STEP:
-            env[p.name] = [[mpmath.mpf(step_number)] for _ in range(n)]
-        else:
-            assert p.default is not None, f"hyper {p.name!r} has no value"
-            env[p.name] = [[_exact(p.default.value)] for _ in range(n)]
+    env = bind_inputs(
+        program,
+        weight=[[mpmath.mpf(x) for x in t] for t in inputs.w],
+        gradient=[[mpmath.mpf(x) for x in t] for t in inputs.g],
+        states=states,
+        lr=lambda: [[mpmath.mpf(inputs.lr)] for _ in range(n)],
+        step=lambda: [[mpmath.mpf(step_number)] for _ in range(n)],
+        hyper=lambda v: [[_exact(v)] for _ in range(n)],
+    )
 
     def const(c: Const) -> Value:
         return [[_exact(c.value)] for _ in range(n)]
