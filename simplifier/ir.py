@@ -15,7 +15,7 @@ the same object.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
@@ -294,3 +294,50 @@ def dag(program: Program) -> dict[str, Node]:
     for s in program.body:
         nodes[s.target] = Node.make(s.op, tuple(read(a) for a in s.args))
     return nodes
+
+
+def statements_from_dag(
+    outputs: Sequence[Atom | Node],
+    names: Mapping[int, tuple[str, Loc | None]],
+    order: Iterable[Node] = (),
+) -> tuple[tuple[Stmt, ...], tuple[Atom, ...]]:
+    """The SSA statements computing ``outputs``, and the output atoms: the inverse of :func:`dag`.
+
+    One statement per op node, after its arguments: first those of ``order`` (in that order),
+    then the rest in output order. ``names`` maps ``id(node)`` to its variable name and
+    location (targets ``var.1``, ``var.2``, ...); other nodes become temporaries ``%k``.
+
+    >>> from simplifier.parse import parse
+    >>> d = dag(parse("def f(w, g):\\n  a = g * 2\\n  b = g * 2\\n  return a + b\\n"))
+    >>> body, outs = statements_from_dag([d["%1"]], {id(d["a.1"]): ("a", None)})
+    >>> [(s.target, s.op) for s in body], body[1].args, outs
+    ([('a.1', 'mul'), ('%1', 'add')], (Ref(name='a.1'), Ref(name='a.1')), (Ref(name='%1'),))
+    """
+    body: list[Stmt] = []
+    atoms: dict[int, Atom] = {}
+    counts: dict[str, int] = {}
+    temps = 0
+
+    def atom_of(n: Node) -> Atom:
+        if n.op == "input":
+            return Ref(str(n.leaf))
+        if n.op == "const":
+            assert isinstance(n.leaf, Fraction)
+            return Const(n.leaf)
+        return atoms[id(n)]
+
+    roots = [*order, *(o for o in outputs if isinstance(o, Node))]
+    for root in roots:
+        for n in root.walk():
+            if n.op in ("input", "const") or id(n) in atoms:
+                continue
+            var, loc = names.get(id(n), (None, None))
+            if var is not None:
+                counts[var] = counts.get(var, 0) + 1
+                target = f"{var}.{counts[var]}"
+            else:
+                temps += 1
+                target = f"%{temps}"
+            body.append(Stmt(target, n.op, tuple(atom_of(a) for a in n.args), var, loc))
+            atoms[id(n)] = Ref(target)
+    return tuple(body), tuple(o if not isinstance(o, Node) else atom_of(o) for o in outputs)

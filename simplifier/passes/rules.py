@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from simplifier.analysis.types import INPUT_TYPES, Type
-from simplifier.ir import Atom, Const, Loc, Node, Program, Ref, Stmt, dag, format_number
+from simplifier.ir import Atom, Loc, Node, Program, Ref, dag, format_number, statements_from_dag
 from simplifier.numeric import Semantics
 from simplifier.ops import EPS, OPS, Kind, resolve
 from simplifier.passes.base import Change, Level
@@ -684,35 +684,5 @@ def program_from_dag(
 
     ``names`` gives a node its variable name and location; other nodes become temporaries.
     """
-    body: list[Stmt] = []
-    atoms: dict[int, Atom] = {}
-    counts: dict[str, int] = {}
-    temps = 0
-
-    def atom_of(n: Node) -> Atom:
-        if n.op == "input":
-            return Ref(str(n.leaf))
-        if n.op == "const":
-            assert isinstance(n.leaf, Fraction)
-            return Const(n.leaf)
-        return atoms[id(n)]
-
-    out: list[Atom] = []
-    for item in outputs:
-        if not isinstance(item, Node):
-            out.append(item)
-            continue
-        for n in item.walk():
-            if n.op in ("input", "const") or id(n) in atoms:
-                continue
-            var, loc = names.get(id(n), (None, None))
-            if var is not None:
-                counts[var] = counts.get(var, 0) + 1
-                target = f"{var}.{counts[var]}"
-            else:
-                temps += 1
-                target = f"%{temps}"
-            body.append(Stmt(target, n.op, tuple(atom_of(a) for a in n.args), var, loc))
-            atoms[id(n)] = Ref(target)
-        out.append(atom_of(item))
-    return program.with_body(tuple(body), tuple(out))
+    body, out = statements_from_dag(outputs, names)
+    return program.with_body(body, out)

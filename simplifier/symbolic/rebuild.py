@@ -36,7 +36,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from simplifier.ir import Atom, Const, Node, Param, Program, Ref, Role, Stmt
+from simplifier.ir import Node, Param, Program, Role, statements_from_dag
 from simplifier.numeric import Semantics
 from simplifier.ops import OPS, Kind
 from simplifier.passes.rules import printable
@@ -553,37 +553,10 @@ class _Builder:
         lines = self.choose_lines()
         names = self.name_lines(lines)
         ordered = self.schedule(lines, names)
-        atoms: dict[int, Atom] = {}
-        body: list[Stmt] = []
-        temps = 0
-        counts: dict[str, int] = {}
-
-        def atom_of(n: Node) -> Atom:
-            if n.op == "input":
-                return Ref(str(n.leaf))
-            if n.op == "const":
-                assert isinstance(n.leaf, Fraction)
-                return Const(n.leaf)
-            return atoms[id(n)]
-
-        def emit(n: Node) -> None:
-            nonlocal temps
-            for a in n.args:
-                if a.op not in ("input", "const") and id(a) not in atoms:
-                    emit(a)
-            var = names.get(id(n))
-            if var is None:
-                temps += 1
-                target = f"%{temps}"
-            else:
-                counts[var] = counts.get(var, 0) + 1
-                target = f"{var}.{counts[var]}"
-            body.append(Stmt(target, n.op, tuple(atom_of(a) for a in n.args), var))
-            atoms[id(n)] = Ref(target)
-
-        for n in ordered:
-            emit(n)
-        outputs = tuple(atom_of(r) for r in self.roots)
+        # Lines in schedule order (each after the lines it reads); the rest are temporaries.
+        body, outputs = statements_from_dag(
+            self.roots, {i: (name, None) for i, name in names.items()}, ordered
+        )
         params: tuple[Param, ...] = self.program.params
-        new = Program(self.program.name, params, tuple(body), outputs, (), self.program.path)
+        new = Program(self.program.name, params, body, outputs, (), self.program.path)
         return Rebuilt(new, tuple(self.renames))
