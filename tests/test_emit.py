@@ -125,18 +125,21 @@ def _check(text: str, path: str, dtype: torch.dtype, rtol: float, semantics: str
 @pytest.fixture
 def eager_compile():  # type: ignore[no-untyped-def]
     """Compile the fused path with Dynamo and AOTAutograd but no Inductor codegen (fast)."""
-    used: list[dict[str, object]] = []
+    used: list[tuple[dict, dict]] = []  # type: ignore[type-arg]
 
     def use(cls: type[torch.optim.Optimizer]) -> None:
         module = cls._init_group.__globals__  # type: ignore[attr-defined]
+        saved = dict(module["COMPILE_OPTIONS"])
+        module["COMPILE_OPTIONS"].pop("options", None)  # Inductor's own
         module["COMPILE_OPTIONS"]["backend"] = "aot_eager"
         module["_COMPILED"].clear()
-        used.append(module)
+        used.append((module, saved))
 
     yield use
-    for module in used:  # the next user of this class compiles for real
-        del module["COMPILE_OPTIONS"]["backend"]  # type: ignore[attr-defined]
-        module["_COMPILED"].clear()  # type: ignore[attr-defined]
+    for module, saved in used:  # the next user of this class compiles for real
+        module["COMPILE_OPTIONS"].clear()
+        module["COMPILE_OPTIONS"].update(saved)
+        module["_COMPILED"].clear()
 
 
 # -- corpus ---------------------------------------------------------------------------------------
@@ -165,6 +168,22 @@ def test_corpus_fused_path_traces_and_matches_float32(file: Path, eager_compile)
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_programs_match_reference_float64(name: str, path: str) -> None:
     _check(PROGRAMS[name], path, torch.float64, 1e-10, SEMANTICS.get(name, "math"))
+
+
+@pytest.mark.parametrize("path", ["single", "foreach"])
+@pytest.mark.parametrize(
+    "text", [*(f.read_text(encoding="utf-8") for f in CORPUS), *PROGRAMS.values()]
+)
+def test_blocked_eager_paths_match_reference(text: str, path: str) -> None:
+    """On the CPU the eager paths run the last stage in blocks of BLOCK elements; with a block
+    of 5 every tensor of the model is cut, unevenly."""
+    semantics = next((SEMANTICS.get(n, "math") for n, t in PROGRAMS.items() if t == text), "math")
+    module = emitted(text, semantics).__init__.__globals__  # type: ignore[arg-type,misc]
+    saved, module["BLOCK"] = module["BLOCK"], 5
+    try:
+        _check(text, path, torch.float64, 1e-10, semantics)
+    finally:
+        module["BLOCK"] = saved
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))

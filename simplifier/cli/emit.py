@@ -17,7 +17,7 @@ from simplifier.emit import default_class_name, emit_torch
 from simplifier.emit.lower import lower
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "emit",
         help="write a PyTorch optimizer (a torch.optim.Optimizer subclass) that runs a program",

@@ -138,6 +138,7 @@ class Names:
     ns: Namespace
     buf: dict[str, str] = field(default_factory=dict)  # state -> its buffer variable
     parts: dict[str, str] = field(default_factory=dict)  # partial -> its list of parts
+    full: dict[str, str] = field(default_factory=dict)  # a blocked input -> the whole tensor
 
     @classmethod
     def of(cls, plan: Plan) -> Names:
@@ -148,6 +149,8 @@ class Names:
         names = cls(low, ns)
         for s in low.states:
             names.buf[s] = ns.name(f"{s}_buf")
+        for x in [low.weight, low.grad, *low.states, *plan.stage_stepnums()]:
+            names.full[x] = ns.name(f"{x}_full")
         for stage in plan.stages:
             for p in stage.partials:
                 names.parts[p] = ns.name(f"{p}s")
@@ -274,9 +277,6 @@ class _EagerStage:
                 code(f"{a}.copy_({where.get(b, b)})")
             else:
                 code(f"torch._foreach_copy_({a}, {where.get(b, b)})")
-        store = "_store" if self.path == "single" else "_store_all"
-        for s in self.low.states:
-            code(f"{store}({self.names.buf[s]}, {s})")
 
 
 # -- whole functions ---------------------------------------------------------------------------
@@ -331,48 +331,61 @@ class _Module:
 
     # -- loops --------------------------------------------------------------------------------
     def loop(self, code: Code, stage: Stage, path: Path) -> None:
-        """The loop of one stage: per parameter, or per bucket of lists (foreach)."""
+        """The loop of one stage: per parameter, or per bucket of lists (foreach). The last
+        stage, when it has no per-tensor reduction, also runs block by block (see ``_blocks``).
+        """
         gen = _EagerStage(self.plan, self.names, stage, path)
         body = gen.body()
-        low = self.low
-        states_used = [s for s in low.states if stage.final or _uses(body, s)]
-        work = "_work" if path == "single" else "_work_all"
-        pre: list[str] = []
+        low, names = self.low, self.names
+        single = path == "single"
+        states = [s for s in low.states if stage.final or _uses(body, s)]
+        neg: list[str] = []
         if _uses(body, low.grad):
-            neg = "torch.neg" if path == "single" else "torch._foreach_neg"
-            pre += ["if maximize:", f"    {low.grad} = {neg}({low.grad})"]
-        pre += [f"{s} = {work}({self.names.buf[s]}, {low.weight})" for s in states_used]
-        if states_used:
-            self.helpers.add(work)
-            self.helpers.add("_store" if path == "single" else "_store_all")
-        lines = pre + body
-        pairs = [(low.weight, "params"), (low.grad, "grads")]
-        pairs += [(self.names.buf[s], f'states["{s}"]') for s in low.states]
-        pairs += [(n, f'per_param["{n}"]') for n in self.plan.stage_stepnums()]
+            op = "torch.neg" if single else "torch._foreach_neg"
+            neg = ["if maximize:", f"    {low.grad} = {op}({low.grad})"]
+        work, store = ("_work", "_store") if single else ("_work_all", "_store_all")
+        if states:
+            self.helpers |= {work, store} if stage.final else {work}
+        blocked = stage.final and not any(i.op in ("norm", "tensor_dot") for i in stage.instrs)
+        stepnums = self.plan.stage_stepnums()
+        inner = [x for x in [low.weight, low.grad, *states, *stepnums] if _uses(neg + body, x)]
+        outer_of = {x: names.full[x] if blocked else x for x in [low.weight, low.grad, *stepnums]}
+        loads = [
+            f"{names.full[s] if blocked else s} = {work}({names.buf[s]}, {outer_of[low.weight]})"
+            for s in states
+        ]
+        stores = (
+            [f"{store}({names.buf[s]}, {names.full[s] if blocked else s})" for s in states]
+            if stage.final
+            else []
+        )
+        lines = loads + (neg + body if not blocked else []) + stores
+        pairs = [(outer_of[low.weight], "params"), (outer_of[low.grad], "grads")]
+        pairs += [(names.buf[s], f'states["{s}"]') for s in low.states]
+        pairs += [(outer_of[n], f'per_param["{n}"]') for n in stepnums]
+        blocks: list[str] = []
+        if blocked:
+            self.helpers |= {"_blocks"} if single else {"_blocks", "_blocks_all"}
+            full = [names.full.get(x, x) for x in inner]
+            fn = "_blocks" if single else "_blocks_all"
+            target = inner[0] + "," if len(inner) == 1 else ", ".join(inner)
+            blocks = [f"for {target} in {fn}({', '.join(full)}):"]
+            blocks += ["    " + line for line in neg + body]
+            lines = loads + blocks + stores
         pairs = [(v, src) for v, src in pairs if _uses(lines, v)] or pairs[:1]
         targets = ", ".join(v for v, _ in pairs)
         sources = ", ".join(src for _, src in pairs)
-        if path == "single" and len(pairs) == 1:
-            fn, sources = "", sources
-        elif path == "single":
-            fn, sources = "zip", sources + ", strict=True"
+        if single and len(pairs) == 1:
+            header = f"for {targets} in {sources}:"
+        elif single:
+            header = f"for {targets} in zip({sources}, strict=True):"
         else:
             self.helpers.add("_buckets")
-            fn = "_buckets"
             targets = f"({targets},)" if len(pairs) == 1 else targets
+            header = f"for {targets} in _buckets({sources}):"
         for p in stage.partials:
-            code(f"{self.names.parts[p]}: list[Tensor] = []")
-        header = f"for {targets} in {fn}({sources}):" if fn else f"for {targets} in {sources}:"
-        if len(header) + 4 * code.depth > 100:
-            code(f"for {targets} in {fn}(")
-            if len(sources) + 4 * (code.depth + 1) <= 100:
-                code(f"    {sources}")
-            else:
-                for src in sources.split(", "):
-                    code(f"    {src},")
-            code("):")
-        else:
-            code(header)
+            code(f"{names.parts[p]}: list[Tensor] = []")
+        code(header)
         with code.indented():
             for line in lines:
                 code(line)
@@ -414,8 +427,8 @@ class _Module:
             code(line)
         with code.indented():
             doc = {
-                "single": "one parameter at a time, reusing temporaries",
-                "foreach": "over lists of tensors with torch._foreach_* kernels",
+                "single": "one parameter at a time, in place where possible",
+                "foreach": "with torch._foreach_* kernels over lists of tensors",
             }[path]
             code(
                 f'"""The last stage ({doc})."""' if self.plan.staged else f'"""One step ({doc})."""'
@@ -854,6 +867,39 @@ HELPERS: dict[str, str] = {
     for buf, value in zip(bufs, values, strict=True):
         if value is not buf:
             buf.copy_(value)''',
+    "_blocks": '''def _blocks(*items: Tensor | float) -> Iterator[tuple[Tensor | float, ...]]:
+    """One parameter's tensors (and numbers) cut into blocks of BLOCK elements: on the CPU, each
+    op then runs on a block that stays in cache instead of streaming whole tensors through
+    memory once per op. Elsewhere, or for small or non-contiguous tensors, the items as they are.
+    """
+    tensors = [x for x in items if isinstance(x, Tensor)]
+    n = tensors[0].numel()
+    cpu = tensors[0].device.type == "cpu"
+    if not cpu or n <= BLOCK or not all(t.is_contiguous() for t in tensors):
+        yield items
+        return
+    flat = [x.view(-1) if isinstance(x, Tensor) else x for x in items]
+    for lo in range(0, n, BLOCK):
+        yield tuple(x[lo : lo + BLOCK] if isinstance(x, Tensor) else x for x in flat)''',
+    "_blocks_all": '''def _blocks_all(*lists: list) -> Iterator[tuple[list, ...]]:
+    """Parallel lists regrouped into lists of blocks of about BLOCK elements in all, on the CPU
+    (see ``_blocks``); elsewhere the lists as they are (one foreach launch for all of them)."""
+    first = next(x for x in lists if x and isinstance(x[0], Tensor))[0]
+    if first.device.type != "cpu":
+        yield lists
+        return
+    group: tuple[list, ...] = tuple([] for _ in lists)
+    size = 0
+    for items in zip(*lists, strict=True):
+        for block in _blocks(*items):
+            for dst, x in zip(group, block, strict=True):
+                dst.append(x)
+            size += next(x for x in block if isinstance(x, Tensor)).numel()
+            if size >= BLOCK:
+                yield group
+                group, size = tuple([] for _ in lists), 0
+    if size:
+        yield group''',
     "_buckets": '''def _buckets(*lists: list) -> list[tuple[list, ...]]:
     """The parallel lists split by the first one's device and dtype, as foreach kernels need
     (usually one bucket)."""
@@ -954,17 +1000,27 @@ def generate(
         "",
         "from __future__ import annotations",
         "",
-        "from collections.abc import Callable",
+        "from collections.abc import Callable, Iterator"
+        if "_blocks" in m.helpers
+        else "from collections.abc import Callable",
         "",
         "import torch",
         "from torch import Tensor",
         "",
         f'__all__ = ["{class_name}"]',
         "",
-        "# torch.compile options of the fused path (tests may pick another backend).",
-        'COMPILE_OPTIONS: dict[str, object] = {"dynamic": True, "fullgraph": True}',
+        "# torch.compile options of the fused path: dynamic shapes (one compilation for every",
+        "# parameter size) and, on the CPU, an OpenMP parallel loop whatever size the first",
+        "# parameter had (Inductor otherwise sizes the thread count from that example).",
+        "COMPILE_OPTIONS: dict[str, object] = {",
+        '    "dynamic": True,',
+        '    "fullgraph": True,',
+        '    "options": {"cpp.dynamic_threads": True},',
+        "}",
         "# Devices whose foreach kernels torch.optim uses by default.",
         '_FOREACH_DEVICES = ("cuda", "xpu", "mtia")',
+        "# Elements per block of the eager paths on the CPU: a few blocks fit in the cache.",
+        "BLOCK = 1 << 18",
         "# Under fused=True, smaller parameters take the foreach path (per device type).",
         'FUSED_MIN_NUMEL: dict[str, int] = {"cpu": 1 << 16}',
         "_COMPILED: list[Callable[..., None]] = []",
