@@ -82,6 +82,18 @@ _SMALL_GRID = tuple(2.0 ** (k / 2) for k in range(-2, 3))
 _FULL_GRID = tuple(2.0 ** (k / 4) for k in range(-4, 5))
 
 
+def _budgets(small_steps: int, full_steps: int = 3000) -> dict[str, Budget]:
+    """A task's two budgets: ``small`` (3 seeds, the coarse grid), ``full`` (8, the fine one)."""
+    return {
+        "small": Budget(
+            "small", steps=small_steps, seeds=3, grid=_SMALL_GRID, calibration=_CALIBRATION
+        ),
+        "full": Budget(
+            "full", steps=full_steps, seeds=8, grid=_FULL_GRID, calibration=_CALIBRATION
+        ),
+    }
+
+
 @dataclass(frozen=True)
 class Data:
     """Train and validation tensors on one device (inputs and integer targets)."""
@@ -181,18 +193,7 @@ class MLPTask(Task):
             ("w3", (h, c)),
             ("b3", (c,)),
         )
-        self.budgets = {
-            "small": Budget(
-                "small", steps=400, seeds=3, grid=_SMALL_GRID, calibration=_CALIBRATION
-            ),
-            "full": Budget(
-                "full",
-                steps=3000,
-                seeds=8,
-                grid=_FULL_GRID,
-                calibration=_CALIBRATION,
-            ),
-        }
+        self.budgets = _budgets(small_steps=400)
 
     def _init_one(self, name: str, shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
         if name.startswith("b"):
@@ -242,18 +243,7 @@ class LMTask(Task):
             ("fc2_b", (d,)),
             ("lnf", (d,)),
         )
-        self.budgets = {
-            "small": Budget(
-                "small", steps=300, seeds=3, grid=_SMALL_GRID, calibration=_CALIBRATION
-            ),
-            "full": Budget(
-                "full",
-                steps=3000,
-                seeds=8,
-                grid=_FULL_GRID,
-                calibration=_CALIBRATION,
-            ),
-        }
+        self.budgets = _budgets(small_steps=300)
 
     def _init_one(self, name: str, shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
         if name.startswith("ln"):
