@@ -348,30 +348,25 @@ class _Module:
             self.helpers |= {work, store} if stage.final else {work}
         blocked = stage.final and not any(i.op in ("norm", "tensor_dot") for i in stage.instrs)
         stepnums = self.plan.stage_stepnums()
-        inner = [x for x in [low.weight, low.grad, *states, *stepnums] if _uses(neg + body, x)]
+        loads = [f"{s} = {work}({names.buf[s]}, {low.weight})" for s in states]
+        stores = [f"{store}({names.buf[s]}, {s})" for s in states] if stage.final else []
+        lines = loads + neg + body + stores
+        # Blocked: the loop over parameters yields whole tensors (named *_full), an inner loop
+        # cuts them into blocks under the names the body uses (states load and store per block).
         outer_of = {x: names.full[x] if blocked else x for x in [low.weight, low.grad, *stepnums]}
-        loads = [
-            f"{names.full[s] if blocked else s} = {work}({names.buf[s]}, {outer_of[low.weight]})"
-            for s in states
-        ]
-        stores = (
-            [f"{store}({names.buf[s]}, {names.full[s] if blocked else s})" for s in states]
-            if stage.final
-            else []
-        )
-        lines = loads + (neg + body if not blocked else []) + stores
+        buf_of = {s: names.full[s] if blocked else names.buf[s] for s in low.states}
         pairs = [(outer_of[low.weight], "params"), (outer_of[low.grad], "grads")]
-        pairs += [(names.buf[s], f'states["{s}"]') for s in low.states]
+        pairs += [(buf_of[s], f'states["{s}"]') for s in low.states]
         pairs += [(outer_of[n], f'per_param["{n}"]') for n in stepnums]
-        blocks: list[str] = []
         if blocked:
             self.helpers |= {"_blocks"} if single else {"_blocks", "_blocks_all"}
-            full = [names.full.get(x, x) for x in inner]
+            both = [(x, names.full[x]) for x in (low.weight, low.grad, *stepnums)]
+            both += [(names.buf[s], names.full[s]) for s in states]
+            inner = [(x, f) for x, f in both if _uses(lines, x)]
+            target = ", ".join(x for x, _ in inner) + ("," if len(inner) == 1 else "")
             fn = "_blocks" if single else "_blocks_all"
-            target = inner[0] + "," if len(inner) == 1 else ", ".join(inner)
-            blocks = [f"for {target} in {fn}({', '.join(full)}):"]
-            blocks += ["    " + line for line in neg + body]
-            lines = loads + blocks + stores
+            header = f"for {target} in {fn}({', '.join(f for _, f in inner)}):"
+            lines = [header, *("    " + x for x in lines)]
         pairs = [(v, src) for v, src in pairs if _uses(lines, v)] or pairs[:1]
         targets = ", ".join(v for v, _ in pairs)
         sources = ", ".join(src for _, src in pairs)
