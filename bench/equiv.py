@@ -31,39 +31,7 @@ from simplifier.parse import parse, parse_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
-
-LION_SCALED = """\
-def lion(w, g, m, lr, beta1=0.899, beta2=0.996991, weight_decay=0.4602):
-  c = interp(g, m, beta1)
-  update = (sign(c) + weight_decay * w) * (lr * 0.0002)
-  m = interp(g, m, beta2)
-  return update, m
-"""
-ADAM_VARIANT = """\
-def adam_renamed(p, grad, mom, sq, junk, lr, step, b1=0.9, b2=0.999, e=1e-8):
-  sq = interp(grad * grad, sq, b2)
-  unused = exp(p)
-  mom = interp(grad, mom, b1)
-  junk = junk + grad
-  denom = sqrt(sq / (1 - b2 ** step)) + e
-  u = lr * (mom / (1 - b1 ** step)) / denom
-  return u, mom, sq, junk
-"""
-ADAM_SCALED = """\
-def adam_scaled(w, g, v4, m10, lr, step):
-  m10 = 0.9 * m10 + g
-  v4 = 0.999 * v4 + 0.004 * g * g
-  update = lr * (m10 / 10) / (1 - 0.9 ** step) / (sqrt(v4 / 4 / (1 - 0.999 ** step)) + 1e-8)
-  return update, v4, m10
-"""
-SIGN_BY_DIVISION = """\
-def f(w, g, m, lr):
-  c = interp(g, m, 0.9)
-  update = c / abs(c) * lr
-  m = interp(g, m, 0.99)
-  return update, m
-"""
-SIGN = SIGN_BY_DIVISION.replace("c / abs(c)", "sign(c)")
+PAIRS = CORPUS / "equiv"  # the programs of the pairs (tests/test_equiv.py checks the verdicts)
 
 
 def program4_ablated() -> Program:
@@ -84,11 +52,13 @@ class Pair:
 def pairs() -> list[Pair]:
     p4 = program4_ablated()
     adam = parse_file(str(CORPUS / "adam.py"))
-    lion = parse(LION_SCALED)
-    lion99 = parse(LION_SCALED.replace("beta2=0.996991", "beta2=0.99"))
+    lion_text = (PAIRS / "lion_scaled.py").read_text(encoding="utf-8")
+    lion = parse(lion_text)
+    lion99 = parse(lion_text.replace("beta2=0.996991", "beta2=0.99"))
     raw = parse_file(str(CORPUS / "program4_raw.py"))
     full = parse_file(str(CORPUS / "program4.py"))
-    sign_div, sign = parse(SIGN_BY_DIVISION), parse(SIGN)
+    sign_div = parse_file(str(PAIRS / "sign_by_division.py"))
+    sign = parse_file(str(PAIRS / "sign.py"))
     values = {"beta1": Fraction("0.899"), "beta2": Fraction("0.996991")}
     values["weight_decay"] = Fraction("0.4602")
     return [
@@ -97,11 +67,17 @@ def pairs() -> list[Pair]:
         Pair(
             "Adam vs renamed/reordered/padded",
             adam,
-            parse(ADAM_VARIANT),
+            parse_file(str(PAIRS / "adam_renamed.py")),
             "math",
             ("identical", "proved"),
         ),
-        Pair("Adam vs scaled, swapped states", adam, parse(ADAM_SCALED), "math", ("proved",)),
+        Pair(
+            "Adam vs scaled, swapped states",
+            adam,
+            parse_file(str(PAIRS / "adam_scaled.py")),
+            "math",
+            ("proved",),
+        ),
         Pair("c/abs(c) vs sign(c), math", sign_div, sign, "math", ("proved",)),
         Pair("c/abs(c) vs sign(c), hero", sign_div, sign, "hero", ("refuted",)),
         Pair("raw Program 4 vs Program 4", raw, full, "math", ("identical",)),

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus_support import CORPUS, code
 
 from simplifier.ir import Program, Ref
 from simplifier.parse import parse
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 FILES = sorted(CORPUS.glob("*.py"))
 RAW = CORPUS / "program4_raw.py"
 
@@ -58,12 +58,6 @@ PAPER_PROGRAM_1_BODY = """\
   update = update * lr
   return update, momentum
 """
-
-
-def code(path: Path) -> str:
-    """The file without its comment lines."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return "".join(line + "\n" for line in lines if not line.lstrip().startswith("#"))
 
 
 def numbers(path: Path, key: str) -> list[int]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
+from corpus_support import CORPUS, pair_text, program4_ablated
 
 import simplifier
 from simplifier.equiv import Counterexample, Verdict, equivalent
@@ -22,26 +22,13 @@ from simplifier.ir import Program
 from simplifier.numeric import Semantics, step
 from simplifier.parse import parse, parse_file
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
-
 # Lion with an lr scale, so that it can match Program 4 (whose peak lr 2e-4 is inside).
-LION_SCALED = """\
-def lion(w, g, m, lr, beta1=0.899, beta2=0.996991, weight_decay=0.4602):
-  c = interp(g, m, beta1)
-  update = (sign(c) + weight_decay * w) * (lr * 0.0002)
-  m = interp(g, m, beta2)
-  return update, m
-"""
+LION_SCALED = pair_text("lion_scaled.py")
 
 
 def program4_without_clip_and_arcsin() -> Program:
     """Corpus Program 4 with its two ablated lines (``clip``, ``arcsin``) removed."""
-    text = (CORPUS / "program4.py").read_text()
-    kept = [
-        ln for ln in text.splitlines() if ln.strip() not in ("g = clip(g, lr)", "g = arcsin(g)")
-    ]
-    assert len(kept) == len(text.splitlines()) - 2
-    return parse("\n".join(kept) + "\n", "program4-ablated")
+    return parse(program4_ablated(), "program4-ablated")
 
 
 def float_updates(a: Program, b: Program, cex: Counterexample, semantics: Semantics) -> list[float]:
@@ -116,26 +103,10 @@ def test_program4_ablated_vs_lion_with_beta2_099_is_refuted_early() -> None:
     assert all(float(x).is_integer() for s in cex.inputs for x in s.g[0])  # integers suffice
 
 
-ADAM_VARIANT = """\
 # Adam, renamed, statements reordered, a dead statement and a dead state
-def adam_renamed(p, grad, mom, sq, junk, lr, step, b1=0.9, b2=0.999, e=1e-8):
-  sq = interp(grad * grad, sq, b2)
-  unused = exp(p)
-  mom = interp(grad, mom, b1)
-  junk = junk + grad
-  denom = sqrt(sq / (1 - b2 ** step)) + e
-  u = lr * (mom / (1 - b1 ** step)) / denom
-  return u, mom, sq, junk
-"""
-
-ADAM_SCALED = """\
+ADAM_VARIANT = pair_text("adam_renamed.py")
 # Adam storing 10x its first moment (unnormalised EMA) and 4x its second, states swapped
-def adam_scaled(w, g, v4, m10, lr, step):
-  m10 = 0.9 * m10 + g
-  v4 = 0.999 * v4 + 0.004 * g * g
-  update = lr * (m10 / 10) / (1 - 0.9 ** step) / (sqrt(v4 / 4 / (1 - 0.999 ** step)) + 1e-8)
-  return update, v4, m10
-"""
+ADAM_SCALED = pair_text("adam_scaled.py")
 
 
 @pytest.mark.parametrize("semantics", ["math", "hero"])
@@ -155,27 +126,15 @@ def test_adam_with_scaled_and_swapped_states_is_proved_by_a_linear_map() -> None
     assert v.conditions == []
 
 
-SIGN_BY_DIVISION = """\
-def f(w, g, m, lr):
-  c = interp(g, m, 0.9)
-  update = c / abs(c) * lr
-  m = interp(g, m, 0.99)
-  return update, m
-"""
-SIGN = """\
-def f(w, g, m, lr):
-  c = interp(g, m, 0.9)
-  update = sign(c) * lr
-  m = interp(g, m, 0.99)
-  return update, m
-"""
+SIGN_BY_DIVISION = pair_text("sign_by_division.py")  # its update, c / abs(c), is line 4
+SIGN = pair_text("sign.py")  # the same with sign(c)
 
 
 def test_c_over_abs_c_is_sign_c_where_c_is_nonzero_under_math() -> None:
     v = equivalent(SIGN_BY_DIVISION, SIGN, "math")
     assert v.verdict == "proved"
     assert v.conditions == ["interp(g, m, 0.9) != 0"]
-    assert v.details["condition_sources"] == ["A line 3 (update)"]
+    assert v.details["condition_sources"] == ["A line 4 (update)"]
 
 
 @pytest.mark.parametrize("rtol", [1e-9, 1e-6, 1e-3])

@@ -8,25 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from corpus_support import program4_ablated
 
 from simplifier.cli import main
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
-
-PROGRAM_4_ABLATED = """\
-def train(w, g, m, v, lr):
-  m = interp(g, v, 0.899)
-  m2 = m * m
-  v = interp(g, m, 1.109)
-  abs_m = sqrt(m2)
-  update = m / abs_m
-  wd = w * 0.4602
-  update = update + wd
-  lr = lr * 0.0002
-  m = cosh(update)
-  update = update * lr
-  return update, m, v
-"""
 LION = """\
 def lion(w, g, m, lr, beta1=0.9, beta2=0.99, weight_decay=0.0):
   c = interp(g, m, beta1)
@@ -40,7 +25,7 @@ LION_SET = ["--set", "beta1=0.899", "--set", "weight_decay=0.4602"]
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, str]:
     out = {}
-    for name, text in (("p4.py", PROGRAM_4_ABLATED), ("lion.py", LION)):
+    for name, text in (("p4.py", program4_ablated()), ("lion.py", LION)):
         (tmp_path / name).write_text(text)
         out[name] = str(tmp_path / name)
     (tmp_path / "bad.py").write_text("def f(w, g):\n  return g +\n")

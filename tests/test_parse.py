@@ -13,30 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from corpus_support import CORPUS, code
 
 from simplifier.analysis.types import Type, infer_types
 from simplifier.ir import Const, Program, Ref, Role, dag
 from simplifier.numeric import step
 from simplifier.parse import parse
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
-
-PROGRAM_4 = """\
-def train(w, g, m, v, lr):
-  g = clip(g, lr)
-  g = arcsin(g)
-  m = interp(g, v, 0.899)
-  m2 = m * m
-  v = interp(g, m, 1.109)
-  abs_m = sqrt(m2)
-  update = m / abs_m
-  wd = w * 0.4602
-  update = update + wd
-  lr = lr * 0.0002
-  m = cosh(update)
-  update = update * lr
-  return update, m, v
-"""
+# The paper's text (tests/test_corpus.py checks the file against it).
+PROGRAM_4 = code(CORPUS / "program4.py")
 
 
 def roles(p: Program) -> dict[str, str]:
