@@ -199,6 +199,24 @@ def test_inductor_compiled_path_float32(name: str) -> None:
     _check(PROGRAMS[name], "fused", torch.float32, 1e-5)
 
 
+def test_fused_path_compiles_once_for_every_shape_and_lr(eager_compile) -> None:  # type: ignore[no-untyped-def]
+    from torch._dynamo.utils import counters
+
+    cls = compile_torch(parse(LION))  # a fresh module: its own compiled kernel
+    eager_compile(cls)
+    params = [torch.nn.Parameter(torch.randn(3 + i, 2 + i % 3)) for i in range(12)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = cls(params, fused=True)
+    opt.fused_min_numel = 0  # type: ignore[attr-defined]
+    before = counters["stats"]["unique_graphs"]
+    for step in range(3):
+        for group in opt.param_groups:
+            group["lr"] = 1e-3 / (1 + step)
+        opt.step()
+    assert counters["stats"]["unique_graphs"] - before == 1
+
+
 def test_hero_differs_from_math_where_it_should() -> None:
     text = PROGRAMS["hero_protected"]
     data = inputs(torch.float64)

@@ -13,7 +13,8 @@ tables of :mod:`simplifier.emit.torch_source` (:mod:`simplifier.emit.module`).
 >>> p = simplifier.parse("def sgd(w, g, lr):\\n  return lr * 0.1 * g\\n")
 >>> SGD = compile_torch(p)
 >>> import torch
->>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
+>>> w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+>>> w.grad = torch.tensor([1.0, -2.0], dtype=torch.float64)
 >>> SGD([w]).step(); w.tolist()
 [0.9, 1.2]
 """
@@ -69,6 +70,11 @@ def emit_torch(
 
     ``semantics`` is ``math`` or ``hero`` (the protected operations are emitted as such). The
     source is deterministic: the same program gives the same text.
+
+    >>> from simplifier.parse import parse
+    >>> text = emit_torch(parse("def sgd(w, g, lr):\\n  return lr * g\\n"))
+    >>> "class Sgd(torch.optim.Optimizer):" in text
+    True
     """
     if semantics not in SEMANTICS:
         raise UsageError(f"unknown semantics {semantics!r}")

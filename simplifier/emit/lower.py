@@ -24,8 +24,8 @@ Under ``hero`` semantics the protected operations are spelled out here (``a / b`
 
 >>> from simplifier.parse import parse
 >>> k = lower(parse("def f(w, g, lr):\\n  return g * lr\\n"))
->>> [(i.name, i.op, i.kind.name) for i in k.instrs]
-[('update', 'mul', 'TENSOR'), ('w_new', 'sub', 'TENSOR')]
+>>> [(i.name, i.op, i.args, i.kind.name) for i in k.instrs]  # w - g * lr, fused
+[('w_new', 'sub_scaled', ('w', 'g', 'lr'), 'TENSOR')]
 """
 
 from __future__ import annotations
