@@ -879,17 +879,18 @@ HELPERS: dict[str, str] = {
     "_blocks_all": '''def _blocks_all(*lists: list) -> Iterator[tuple[list, ...]]:
     """Parallel lists regrouped into lists of blocks of about BLOCK elements in all, on the CPU
     (see ``_blocks``); elsewhere the lists as they are (one foreach launch for all of them)."""
-    first = next(x for x in lists if x and isinstance(x[0], Tensor))[0]
-    if first.device.type != "cpu":
+    anchor = next(xs for xs in lists if xs and isinstance(xs[0], Tensor))
+    sizes = [t.numel() for t in anchor]
+    if anchor[0].device.type != "cpu" or sum(sizes) <= BLOCK:
         yield lists
         return
     group: tuple[list, ...] = tuple([] for _ in lists)
     size = 0
-    for items in zip(*lists, strict=True):
-        for block in _blocks(*items):
+    for n, items in zip(sizes, zip(*lists, strict=True), strict=True):
+        for block in _blocks(*items) if n > BLOCK else (items,):
             for dst, x in zip(group, block, strict=True):
                 dst.append(x)
-            size += next(x for x in block if isinstance(x, Tensor)).numel()
+            size += min(n, BLOCK)
             if size >= BLOCK:
                 yield group
                 group, size = tuple([] for _ in lists), 0
