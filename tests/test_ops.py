@@ -96,6 +96,26 @@ def sympy_coverage() -> set[str]:
     return set(SYMPY_IMPL)
 
 
+def hash_coverage() -> set[str]:
+    from simplifier.analysis.hashing import HASH_RULES
+
+    return set(HASH_RULES)
+
+
+def emit_coverage() -> set[str]:
+    """Ops that ``emit_torch`` turns into source, each in a one-statement program."""
+    from simplifier.emit import emit_torch
+
+    covered = set()
+    for name, op in OPS.items():
+        args = ", ".join("lr" if i in op.scalar_args else "g" for i in range(op.arity))
+        call = f"{name}({args})" if op.infix is None or name == "power" else f"g {op.infix} g"
+        source = emit_torch(parse(f"def f(w, g, lr):\n  x = {call}\n  return g * x\n"))
+        compile(source, f"<emitted {name}>", "exec")
+        covered.add(name)
+    return covered
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -115,6 +135,8 @@ TABLES = [
     Table("torch, hero", lambda: numeric_coverage(torch_backend(), "hero")),
     Table("type rules (infer_types)", type_coverage),
     Table("sympy (SYMPY_IMPL)", sympy_coverage),
+    Table("structural hash (HASH_RULES)", hash_coverage),
+    Table("emitted torch source (emit_torch)", emit_coverage),
 ]
 
 
