@@ -19,6 +19,19 @@ class ProgramError(Exception):
     col: int = 1
     source_line: str | None = None
 
+    @classmethod
+    def at(
+        cls, message: str, path: str, source: str | None, line: int = 1, col: int = 1
+    ) -> ProgramError:
+        """An error at ``line:col`` of ``source``, carrying that source line for the caret.
+
+        >>> ProgramError.at("oops", "p.py", "a\\nbb\\n", 2, 2).source_line
+        'bb'
+        """
+        lines = source.splitlines() if source else []
+        src = lines[line - 1] if 0 < line <= len(lines) else None
+        return cls(message, path, line, col, src)
+
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
 

@@ -388,8 +388,7 @@ def parse(
 
     def fail(message: str, loc: Loc | None) -> ProgramError:
         line, col = (loc.line, loc.col) if loc else (1, 1)
-        src = lines[line - 1] if 0 < line <= len(lines) else None
-        return ProgramError(message, path, line, col, src)
+        return ProgramError.at(message, path, text, line, col)
 
     if text.startswith("\ufeff"):
         text = text[1:]

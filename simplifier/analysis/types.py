@@ -34,9 +34,7 @@ _ORDINAL = ("first", "second", "third")
 
 def _error(program: Program, message: str, loc: Loc | None) -> ProgramError:
     line, col = (loc.line, loc.col) if loc else (1, 1)
-    lines = program.source.splitlines() if program.source else []
-    src = lines[line - 1] if 0 < line <= len(lines) else None
-    return ProgramError(message, program.path, line, col, src)
+    return ProgramError.at(message, program.path, program.source, line, col)
 
 
 def _fn_name(stmt: Stmt) -> str:
