@@ -14,6 +14,7 @@ the same object.
 
 from __future__ import annotations
 
+import keyword
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -214,6 +215,18 @@ class Program:
 
 class IRError(Exception):
     """A broken IR invariant (a bug in a pass, not a user error)."""
+
+
+def fresh_name(base: str, taken: set[str] | frozenset[str]) -> str:
+    """``base_2``, ``base_3``, ... : the first not in ``taken`` and not a Python keyword.
+
+    >>> fresh_name("m", {"m", "m_2"})
+    'm_3'
+    """
+    k = 2
+    while f"{base}_{k}" in taken or keyword.iskeyword(f"{base}_{k}"):
+        k += 1
+    return f"{base}_{k}"
 
 
 # -- numbers ------------------------------------------------------------------------------------

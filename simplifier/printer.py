@@ -14,9 +14,7 @@ def f(w, g, m):
 
 from __future__ import annotations
 
-import keyword
-
-from simplifier.ir import Atom, Const, Program, Ref, Role, Stmt, format_number
+from simplifier.ir import Atom, Const, Program, Ref, Role, Stmt, format_number, fresh_name
 from simplifier.ops import OPS
 from simplifier.parse import NAME_ROLES
 
@@ -79,11 +77,9 @@ class _Printer:
                     out.append(a.name)
 
     def _fresh(self, base: str) -> str:
-        k = 2
-        while f"{base}_{k}" in self.taken or keyword.iskeyword(f"{base}_{k}"):
-            k += 1
-        self.taken.add(f"{base}_{k}")
-        return f"{base}_{k}"
+        name = fresh_name(base, self.taken)
+        self.taken.add(name)
+        return name
 
     def resolve_shadowing(self) -> None:
         """Rename values whose name is rebound before one of their reads."""

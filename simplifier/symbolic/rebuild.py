@@ -29,14 +29,13 @@ def f(w, g, lr):
 from __future__ import annotations
 
 import heapq
-import keyword
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import sympy as sp
 
-from simplifier.ir import Node, Param, Program, Role, statements_from_dag
+from simplifier.ir import Node, Param, Program, Role, fresh_name, statements_from_dag
 from simplifier.numeric import Semantics
 from simplifier.ops import OPS, Kind
 from simplifier.passes.rules import printable
@@ -471,7 +470,7 @@ class _Builder:
                     counter += 1
                 name = f"t{counter}"
             elif base in taken and not self.rebindable(base):
-                name = self.fresh(base, taken)
+                name = fresh_name(base, taken)
             else:
                 name = base
             if source is not None and source in self.lost_states and name != source:
@@ -484,13 +483,6 @@ class _Builder:
     def rebindable(self, name: str) -> bool:
         p = self.params.get(name)
         return p is not None and p.role is not Role.STATE
-
-    @staticmethod
-    def fresh(base: str, taken: set[str]) -> str:
-        k = 2
-        while f"{base}_{k}" in taken or keyword.iskeyword(f"{base}_{k}"):
-            k += 1
-        return f"{base}_{k}"
 
     # -- order -----------------------------------------------------------------------------------
     def schedule(self, lines: set[int], names: dict[int, str]) -> list[Node]:
@@ -510,7 +502,7 @@ class _Builder:
             # Rebinding must follow every read of the old value; if some reader has to come
             # after this line (it reads it, or an order already fixed says so), rename instead.
             if name in output_inputs or any(self._depends(j, i, after) for j in readers):
-                new = self.fresh(name, taken)  # rebinding would hide a value still read
+                new = fresh_name(name, taken)  # rebinding would hide a value still read
                 taken.add(new)
                 names[i] = new
                 continue
