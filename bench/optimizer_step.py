@@ -224,6 +224,8 @@ def main() -> None:
             lambda p: Lion(p, fused=True, state_dtype=torch.bfloat16, **HYPERS),
             4,
         ),
+        ("emitted Lion (single-tensor, flat)", lambda p: Lion(p, flat=True, **HYPERS), 5),
+        ("emitted Lion (fused, flat)", lambda p: Lion(p, fused=True, flat=True, **HYPERS), 5),
     ]
     start = time.perf_counter()
     steps: dict[str, Callable[[], object]] = {}

@@ -11,6 +11,9 @@ module-level functions for its code paths:
 
 Programs with global reductions get ``_single_tensor_reduce`` / ``_foreach_reduce``, which run
 the stages before the last one and return the group-wide values the last stage reads.
+
+``flat=True`` (``_Flat``, ``_flat_lists``) keeps a group's parameters, gradients and states as
+views of one buffer each, and hands the paths the buffers in place of the parameters.
 """
 
 from __future__ import annotations
@@ -298,6 +301,12 @@ class _Module:
     @property
     def final(self) -> Stage:
         return self.plan.stages[-1]
+
+    @property
+    def per_tensor(self) -> bool:
+        """Whether the program reduces over one tensor (``norm``): then a flat buffer cannot
+        stand for its parameters."""
+        return any(s.op == "norm" for s in self.low.program.body)
 
     def scalars(self) -> list[str]:
         """Keyword scalars of the path functions: hypers, then derived numbers."""
@@ -610,8 +619,12 @@ class _Module:
                     code('group.setdefault("foreach", None)')
                     code('group.setdefault("fused", None)')
                     code('group.setdefault("state_dtype", None)')
+                    code('group.setdefault("flat", False)')
+                code('self.__dict__.setdefault("_flat", {})')
             code("")
             self.step_method(code)
+            code("")
+            self.zero_grad_method(code)
             code("")
             self.init_group(code)
             code("")
@@ -671,6 +684,10 @@ class _Module:
             "    fused: use the path compiled with torch.compile (compiles at the first step).",
             "    state_dtype: dtype of the state tensors (e.g. torch.bfloat16); arithmetic stays",
             "        in the parameter's dtype.",
+            "    flat: keep each group's parameters, gradients and states as views of one buffer",
+            "        per device and dtype (made at the first step), so that every path runs on",
+            "        the buffer as on one parameter; ``zero_grad`` then zeroes gradients in place",
+            "        (see ``_Flat``).",
             f"    (State per parameter: {', '.join(low.states) or 'none'}.)",
             '"""',
         ]
@@ -689,6 +706,7 @@ class _Module:
         code("    foreach: bool | None = None,")
         code("    fused: bool | None = None,")
         code("    state_dtype: torch.dtype | None = None,")
+        code("    flat: bool = False,")
         code(") -> None:")
         with code.indented():
             with code.block("if not lr >= 0.0:"):
@@ -699,14 +717,21 @@ class _Module:
                     code(f'raise ValueError(f"betas must have {n} values, got {{betas}}")')
             with code.block("if foreach and fused:"):
                 code('raise ValueError("foreach and fused cannot both be True")')
+            if self.per_tensor:
+                with code.block("if flat:"):
+                    message = "flat=True needs a program without per-tensor reductions (norm)"
+                    code(f'raise ValueError("{message}")')
             code("defaults = {")
             for name, _ in sig.keywords():
                 value = "tuple(betas)" if name == "betas" else name
                 code(f'    "{name}": {value},')
-            for name in ("maximize", "foreach", "fused", "state_dtype"):
+            for name in ("maximize", "foreach", "fused", "state_dtype", "flat"):
                 code(f'    "{name}": {name},')
             code("}")
             code("super().__init__(params, defaults)")
+            code("# flat=True: the flat buffers of each group (by its index in param_groups).")
+            code("self._flat: dict[int, list[_Flat]] = {}")
+            self.helpers |= {"_Flat", "_flat_lists"}
             if low.states:
                 code("self.register_load_state_dict_post_hook(_restore_state_dtype)")
                 self.helpers.add("_restore_state_dtype")
@@ -721,11 +746,42 @@ class _Module:
             with code.block("if closure is not None:"):
                 with code.block("with torch.enable_grad():"):
                     code("loss = closure()")
-            with code.block("for group in self.param_groups:"):
+            with code.block("for index, group in enumerate(self.param_groups):"):
                 code("params, grads, states, steps = self._init_group(group)")
+                with code.block('if group["flat"] and params:'):
+                    code("buffers = self._flat.setdefault(index, [])")
+                    by_step = self.low.step is not None
+                    args = f"buffers, params, grads, states, steps, self.state, {by_step}"
+                    code(f"params, grads, states, steps = _flat_lists({args})")
                 with code.block("if params:"):
                     code("self._step_group(group, params, grads, states, steps)")
             code("return loss")
+
+    def zero_grad_method(self, code: Code) -> None:
+        code("def zero_grad(self, set_to_none: bool = True) -> None:")
+        with code.indented():
+            code('"""As torch.optim\'s, except for the parameters of flat buffers (flat=True):')
+            code("their gradients are zeroed in place, one fill per buffer, and stay views of it")
+            code("whatever set_to_none says (so, as with set_to_none=False, a parameter that gets")
+            code('no gradient takes a step with a zero one)."""')
+            code("flat: set[int] = set()")
+            with code.block("for buffers in self._flat.values():"):
+                with code.block("for buffer in buffers:"):
+                    with code.block("if buffer.intact():"):
+                        code("buffer.zero_grad()")
+                        code("flat.update(id(p) for p in buffer.params)")
+            with code.block("for group in self.param_groups:"):
+                with code.block('for p in group["params"]:'):
+                    with code.block("if p.grad is None or id(p) in flat:"):
+                        code("continue")
+                    with code.block("if set_to_none:"):
+                        code("p.grad = None")
+                        code("continue")
+                    with code.block("if p.grad.grad_fn is not None:"):
+                        code("p.grad.detach_()")
+                    with code.block("else:"):
+                        code("p.grad.requires_grad_(False)")
+                    code("p.grad.zero_()")
 
     def init_group(self, code: Code) -> None:
         low = self.low
@@ -917,6 +973,135 @@ HELPERS: dict[str, str] = {
     float32 otherwise), for the compiled kernel."""
     dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
     return torch.tensor(values, dtype=dtype, device=like.device).unbind()''',
+    "_Flat": '''class _Flat:
+    """Parameters of one device and dtype kept, with their gradients and states, as views of one
+    buffer each (flat=True), so that a step can run on the buffers as on one parameter: one
+    kernel, one foreach bucket, instead of one per parameter. Parameters become views of the
+    weight buffer (``p.data`` is replaced once); gradients and states that get replaced (autograd
+    after ``p.grad = None``, ``load_state_dict``) are copied back in at the next step."""
+
+    def __init__(
+        self, params: list[Tensor], state_of: Mapping[Tensor, dict[str, Tensor]], names: list[str]
+    ) -> None:
+        self.params = params
+        self.starts = [0]
+        for p in params:
+            self.starts.append(self.starts[-1] + p.numel())
+        like, n = params[0], self.starts[-1]
+        self.weight = torch.empty(n, dtype=like.dtype, device=like.device)
+        self.grad = torch.empty_like(self.weight)
+        self.states = {
+            k: torch.empty(n, dtype=state_of[like][k].dtype, device=like.device) for k in names
+        }
+        for p, view in zip(params, self.views(self.weight), strict=True):
+            view.copy_(p)
+            p.data = view
+        self.sync(state_of)
+
+    def views(self, buffer: Tensor) -> list[Tensor]:
+        """The buffer cut into one view per parameter, shaped like it."""
+        pairs = zip(self.params, self.starts, strict=False)
+        return [buffer[lo : lo + p.numel()].view_as(p) for p, lo in pairs]
+
+    def addresses(self, buffer: Tensor) -> list[int]:
+        """Where each parameter's view of the buffer starts (the buffers never move)."""
+        base, size = buffer.data_ptr(), buffer.element_size()
+        return [base + lo * size for lo in self.starts[:-1]]
+
+    def intact(self) -> bool:
+        """Whether every parameter is still its view of the weight buffer."""
+        at = self.addresses(self.weight)
+        return all(p.data_ptr() == a for p, a in zip(self.params, at, strict=True))
+
+    def sync(self, state_of: Mapping[Tensor, dict[str, Tensor]]) -> None:
+        """Copy gradients and states that are no longer views into the buffers; view them again."""
+        self._repoint(self.grad, [p.grad for p in self.params], state_of, None)
+        for k, buffer in self.states.items():
+            self._repoint(buffer, [state_of[p][k] for p in self.params], state_of, k)
+
+    def zero_grad(self) -> None:
+        """Zero the gradient buffer (one fill) and make every gradient its view again."""
+        self.grad.zero_()
+        at = self.addresses(self.grad)
+        for p, a, view in zip(self.params, at, self.views(self.grad), strict=True):
+            if p.grad is None or p.grad.data_ptr() != a:
+                p.grad = view
+
+    def _repoint(
+        self,
+        buffer: Tensor,
+        current: list[Tensor | None],
+        state_of: Mapping[Tensor, dict[str, Tensor]],
+        key: str | None,
+    ) -> None:
+        at = self.addresses(buffer)
+        for i, (t, a) in enumerate(zip(current, at, strict=True)):
+            if t is not None and t.data_ptr() == a:
+                continue
+            p, lo = self.params[i], self.starts[i]
+            view = buffer[lo : lo + p.numel()].view_as(p)
+            view.copy_(t)
+            if key is None:
+                p.grad = view
+            else:
+                state_of[p][key] = view''',
+    "_flat_lists": '''def _flat_lists(
+    buffers: list[_Flat],
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: dict[str, list[Tensor]],
+    steps: list[int],
+    state_of: Mapping[Tensor, dict[str, Tensor]],
+    by_step: bool,
+) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:
+    """flat=True: the step's lists with each buffer in place of its parameters when they all have
+    a gradient (otherwise they take this step one by one, as views). Parameters in no buffer (at
+    the first step, after ``p.data`` was replaced or, when the program reads the step count
+    (``by_step``), after their counts diverged) are gathered into new buffers first, by device,
+    dtypes and (``by_step``) step count."""
+    position = {id(p): i for i, p in enumerate(params)}
+
+    def keep(b: _Flat) -> bool:
+        if not b.intact():
+            return False
+        idx = [position[id(p)] for p in b.params if id(p) in position]
+        return not by_step or len({steps[i] for i in idx}) < 2
+
+    buffers[:] = [b for b in buffers if keep(b)]
+    inside = {id(p) for b in buffers for p in b.params}
+    names = list(states)
+    fresh: dict[tuple[object, ...], list[Tensor]] = {}
+    for p, step in zip(params, steps, strict=True):
+        state = state_of[p]
+        if id(p) in inside or p.numel() == 0 or not p.is_contiguous():
+            continue
+        if any(state[k].shape != p.shape for k in names):
+            continue
+        key = (p.device, p.dtype, step if by_step else 0, *(state[k].dtype for k in names))
+        fresh.setdefault(key, []).append(p)
+    buffers += [_Flat(ps, state_of, names) for ps in fresh.values() if len(ps) > 1]
+    merged: set[int] = set()
+    out: tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]
+    out = ([], [], {k: [] for k in names}, [])
+    for b in buffers:
+        idx = [position.get(id(p)) for p in b.params]
+        if None in idx:
+            continue
+        b.sync(state_of)
+        out[0].append(b.weight)
+        out[1].append(b.grad)
+        for k in names:
+            out[2][k].append(b.states[k])
+        out[3].append(steps[position[id(b.params[0])]])
+        merged.update(i for i in idx if i is not None)
+    for i, p in enumerate(params):
+        if i not in merged:
+            out[0].append(p)
+            out[1].append(p.grad)
+            for k in names:
+                out[2][k].append(state_of[p][k])
+            out[3].append(steps[i])
+    return out''',
     "_compiled_kernel": '''def _compiled_kernel() -> Callable[..., None]:
     """``_kernel`` compiled once per process: dynamic shapes, so one compilation serves every
     parameter size (Dynamo adds one per dtype and device it meets)."""
@@ -991,14 +1176,13 @@ def generate(
     helpers = [HELPERS[h] for h in HELPERS if h in m.helpers]
     if "_restore_state_dtype" in m.helpers:
         helpers.append(_restore_state_dtype_source(plan.low.states))
+    abc = ["Callable", *(["Iterator"] if "_blocks" in m.helpers else []), "Mapping"]
     head = [
         *_module_doc(m, program_text),
         "",
         "from __future__ import annotations",
         "",
-        "from collections.abc import Callable, Iterator"
-        if "_blocks" in m.helpers
-        else "from collections.abc import Callable",
+        "from collections.abc import " + ", ".join(abc),
         "",
         "import torch",
         "from torch import Tensor",
