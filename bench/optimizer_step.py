@@ -6,7 +6,8 @@ matrices of two transformer layers (d = 768) and many small vectors and gains. E
 measured in the same run (median step time after warm-up); ratios are against the anchors of
 that run. "GB/s" counts the bytes an ideal implementation moves per step (AdamW reads w, g, m, v
 and writes w, m, v: 28 bytes per float32 parameter; Lion reads w, g, m and writes w, m: 20),
-so "% copy" compares it with what ``copy_`` achieves on the same machine.
+so "% copy" compares it with what ``copy_`` achieves on the same machine. The "flat" rows keep
+the parameters, gradients and state in one buffer each (``flat=True``): one kernel call a step.
 
 The last lines time the compiled path's first step on a 128-tensor model (every tensor a
 different shape), in a fresh process with an empty Inductor cache ("cold") and again with the
@@ -226,6 +227,11 @@ def main() -> None:
         ),
         ("emitted Lion (single-tensor, flat)", lambda p: Lion(p, flat=True, **HYPERS), 5),
         ("emitted Lion (fused, flat)", lambda p: Lion(p, fused=True, flat=True, **HYPERS), 5),
+        (
+            "emitted Lion (fused, flat, bf16 state)",
+            lambda p: Lion(p, fused=True, flat=True, state_dtype=torch.bfloat16, **HYPERS),
+            4,
+        ),
     ]
     start = time.perf_counter()
     steps: dict[str, Callable[[], object]] = {}

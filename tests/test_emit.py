@@ -447,6 +447,28 @@ def test_bfloat16_state_is_stored_rounded_and_computed_in_float32(path: str) -> 
     assert all(opt2.state[p]["v"].dtype == torch.bfloat16 for p in params)
 
 
+def test_bfloat16_state_on_the_compiled_path() -> None:
+    """Real Inductor: states in another dtype get their own compilation (256-bit vectors on the
+    CPU, see MIXED_DTYPE_OPTIONS); it matches the per-tensor path within float32 rounding."""
+    cls = compile_torch(parse(LION))  # a fresh module: its own compiled kernels
+    data = inputs(torch.float32, lr=False)
+    params = [torch.nn.Parameter(w.clone()) for w in data.weights]
+    twins = [torch.nn.Parameter(w.clone()) for w in data.weights]
+    opt = cls(params, fused=True, state_dtype=torch.bfloat16)
+    opt.fused_min_numel = 0  # type: ignore[attr-defined]
+    ref = cls(twins, state_dtype=torch.bfloat16)
+    for grads in data.grads[:5]:
+        for p, q, g in zip(params, twins, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+    assert list(cls._init_group.__globals__["_COMPILED"]) == [True]  # type: ignore[attr-defined]
+    for p, q in zip(params, twins, strict=True):
+        assert opt.state[p]["v"].dtype == torch.bfloat16
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(opt.state[p]["v"], ref.state[q]["v"], rtol=1e-2, atol=1e-6)
+
+
 def test_default_path_is_torch_optims_choice() -> None:
     cls = emitted(LION)
     opt = cls([torch.nn.Parameter(torch.ones(2))])
