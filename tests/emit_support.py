@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import torch
 
@@ -21,6 +22,7 @@ from simplifier.passes.dce import prune
 # A model in "realistic" miniature: a matrix, a vector, a 3-d tensor and a 0-d scalar.
 SHAPES: tuple[tuple[int, ...], ...] = ((4, 3), (5,), (2, 3, 2), ())
 STEPS = 20
+CORPUS = sorted((Path(__file__).resolve().parent.parent / "corpus").glob("*.py"))
 
 
 @functools.cache

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from emit_support import (
+    CORPUS,
     STEPS,
     assert_close_steps,
     bind,
@@ -26,8 +27,6 @@ from emit_support import (
 
 from simplifier.emit import compile_torch, emit_torch
 from simplifier.parse import parse, parse_file
-
-CORPUS = sorted((Path(__file__).resolve().parent.parent / "corpus").glob("*.py"))
 
 LION = """def train(w, g, v, lr):
   c = interp(g, v, 0.899)

@@ -10,11 +10,11 @@ parameter without a gradient).
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 import torch
 from emit_support import (
+    CORPUS,
     assert_close_steps,
     emitted,
     group_lr,
@@ -26,8 +26,7 @@ from emit_support import (
 
 from simplifier.parse import parse
 
-CORPUS = sorted((Path(__file__).resolve().parent.parent / "corpus").glob("*.py"))
-LION = (Path(__file__).resolve().parent.parent / "corpus" / "lion.py").read_text(encoding="utf-8")
+LION = next(f for f in CORPUS if f.stem == "lion").read_text(encoding="utf-8")
 GLOBAL = """def f(w, g, m, lr, step):
   g = clip(g, 0.5)
   m = interp(g, m, 0.9) + w * dot(g, w) / (global_norm(g) + 1)
