@@ -13,6 +13,10 @@ The last lines time the compiled path's first step on a 128-tensor model (every 
 different shape), in a fresh process with an empty Inductor cache ("cold") and again with the
 cache filled ("warm"); then a step with a new lr, which must not recompile.
 
+lion-pytorch and torch's foreach AdamW allocate temporaries every step; whether glibc gives them
+fresh pages (page faults: lion-pytorch about 120 ms here) or reuses its heap (about 40 ms) depends
+on the process's allocation history, so those rows vary between runs far more than the others.
+
 Usage: ``python bench/optimizer_step.py [--size N | --small] [--device cpu|cuda] [--steps K]``.
 On a shared CPU the numbers are noisy: compare ratios within one run.
 """
