@@ -754,7 +754,7 @@ class _Module:
                 with code.block('if group["flat"] and params:'):
                     code("buffers = self._flat.setdefault(index, [])")
                     by_step = self.low.step is not None
-                    args = f"buffers, params, grads, states, steps, self.state, {by_step}"
+                    args = f"buffers, params, states, steps, self.state, {by_step}"
                     code(f"params, grads, states, steps = _flat_lists({args})")
                 with code.block("if params:"):
                     code("self._step_group(group, params, grads, states, steps)")
@@ -1017,7 +1017,8 @@ HELPERS: dict[str, str] = {
         return all(p.data_ptr() == a for p, a in zip(self.params, at, strict=True))
 
     def sync(self, state_of: Mapping[Tensor, dict[str, Tensor]]) -> None:
-        """Copy gradients and states that are no longer views into the buffers; view them again."""
+        """Copy gradients and states that are no longer views into the buffers and view them
+        again (every parameter has a gradient here)."""
         self._repoint(self.grad, [p.grad for p in self.params], state_of, None)
         for k, buffer in self.states.items():
             self._repoint(buffer, [state_of[p][k] for p in self.params], state_of, k)
@@ -1033,13 +1034,13 @@ HELPERS: dict[str, str] = {
     def _repoint(
         self,
         buffer: Tensor,
-        current: list[Tensor | None],
+        current: list[Tensor],
         state_of: Mapping[Tensor, dict[str, Tensor]],
         key: str | None,
     ) -> None:
         at = self.addresses(buffer)
         for i, (t, a) in enumerate(zip(current, at, strict=True)):
-            if t is not None and t.data_ptr() == a:
+            if t.data_ptr() == a:
                 continue
             p, lo = self.params[i], self.starts[i]
             view = buffer[lo : lo + p.numel()].view_as(p)
@@ -1051,14 +1052,14 @@ HELPERS: dict[str, str] = {
     "_flat_lists": '''def _flat_lists(
     buffers: list[_Flat],
     params: list[Tensor],
-    grads: list[Tensor],
     states: dict[str, list[Tensor]],
     steps: list[int],
     state_of: Mapping[Tensor, dict[str, Tensor]],
     by_step: bool,
 ) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:
     """flat=True: the step's lists with each buffer in place of its parameters when they all have
-    a gradient (otherwise they take this step one by one, as views). Parameters in no buffer (at
+    a gradient (otherwise they take this step one by one, as views). ``states`` gives the state
+    names; gradients and states are read afresh from the parameters. Parameters in no buffer (at
     the first step, after ``p.data`` was replaced or, when the program reads the step count
     (``by_step``), after their counts diverged) are gathered into new buffers first, by device,
     dtypes and (``by_step``) step count."""
