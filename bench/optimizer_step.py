@@ -108,15 +108,16 @@ def table(rows: list[Row], n: int) -> str:
     lion = by["lion-pytorch Lion"].ms
     copy = by["copy_ (bandwidth reference)"]
     copy_gbs = copy.floats_moved * 4 * n / copy.ms / 1e6
+    width = max(len(r.name) for r in rows)
     head = (
-        f"{'optimizer':<36} {'ms/step':>9} {'x AdamW-fused':>14} {'x lion-pytorch':>15} "
+        f"{'optimizer':<{width}} {'ms/step':>9} {'x AdamW-fused':>14} {'x lion-pytorch':>15} "
         f"{'GB/s':>7} {'% copy':>7} {'state/param':>12}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         gbs = r.floats_moved * 4 * n / r.ms / 1e6
         lines.append(
-            f"{r.name:<36} {r.ms:>9.2f} {adamw / r.ms:>14.2f} {lion / r.ms:>15.2f} "
+            f"{r.name:<{width}} {r.ms:>9.2f} {adamw / r.ms:>14.2f} {lion / r.ms:>15.2f} "
             f"{gbs:>7.1f} {100 * gbs / copy_gbs:>6.0f}% {r.state_ratio:>12.2f}"
         )
     return "\n".join(lines)
