@@ -30,6 +30,7 @@ from simplifier.emit.lower import Arg, Instr, Lit, Lowered, VKind
 from simplifier.emit.names import Namespace
 from simplifier.emit.plan import Buffers, Plan, Stage, moves
 from simplifier.emit.torch_source import EAGER, FUNCTIONAL, A, foreach_source
+from simplifier.ops import OPS, Kind
 
 Path = Literal["single", "foreach"]
 
@@ -304,9 +305,10 @@ class _Module:
 
     @property
     def per_tensor(self) -> bool:
-        """Whether the program reduces over one tensor (``norm``): then a flat buffer cannot
-        stand for its parameters."""
-        return any(s.op == "norm" for s in self.low.program.body)
+        """Whether the program reduces over one tensor (a reduction that is not global, i.e.
+        ``norm``): then a flat buffer cannot stand for its parameters."""
+        reductions = (OPS[s.op] for s in self.low.program.body if OPS[s.op].kind is Kind.REDUCTION)
+        return any(not op.global_reduction for op in reductions)
 
     def scalars(self) -> list[str]:
         """Keyword scalars of the path functions: hypers, then derived numbers."""
@@ -1001,10 +1003,13 @@ HELPERS: dict[str, str] = {
             p.data = view
         self.sync(state_of)
 
+    def view(self, buffer: Tensor, i: int) -> Tensor:
+        """Parameter ``i``'s part of the buffer, shaped like it."""
+        return buffer[self.starts[i] : self.starts[i + 1]].view_as(self.params[i])
+
     def views(self, buffer: Tensor) -> list[Tensor]:
-        """The buffer cut into one view per parameter, shaped like it."""
-        pairs = zip(self.params, self.starts, strict=False)
-        return [buffer[lo : lo + p.numel()].view_as(p) for p, lo in pairs]
+        """The buffer cut into one view per parameter."""
+        return [self.view(buffer, i) for i in range(len(self.params))]
 
     def addresses(self, buffer: Tensor) -> list[int]:
         """Where each parameter's view of the buffer starts (the buffers never move)."""
@@ -1026,10 +1031,9 @@ HELPERS: dict[str, str] = {
     def zero_grad(self) -> None:
         """Zero the gradient buffer (one fill) and make every gradient its view again."""
         self.grad.zero_()
-        at = self.addresses(self.grad)
-        for p, a, view in zip(self.params, at, self.views(self.grad), strict=True):
+        for i, (p, a) in enumerate(zip(self.params, self.addresses(self.grad), strict=True)):
             if p.grad is None or p.grad.data_ptr() != a:
-                p.grad = view
+                p.grad = self.view(self.grad, i)
 
     def _repoint(
         self,
@@ -1042,8 +1046,7 @@ HELPERS: dict[str, str] = {
         for i, (t, a) in enumerate(zip(current, at, strict=True)):
             if t.data_ptr() == a:
                 continue
-            p, lo = self.params[i], self.starts[i]
-            view = buffer[lo : lo + p.numel()].view_as(p)
+            p, view = self.params[i], self.view(buffer, i)
             view.copy_(t)
             if key is None:
                 p.grad = view
