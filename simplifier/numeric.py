@@ -16,7 +16,6 @@ NumPy (float64) and PyTorch (any dtype, any device); two semantics: ``math`` and
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,113 +24,45 @@ import numpy as np
 
 from simplifier.interpret import bind_inputs, forward
 from simplifier.ir import Const, Program, Stmt
-from simplifier.ops import EPS, OPS, Kind
+from simplifier.ops import OPS, Kind, Op, Semantics, elementwise_table, hero_table
+from simplifier.ops import SEMANTICS as SEMANTICS  # re-exported
+from simplifier.passes.lower import Lower
 
-Semantics = Literal["math", "hero"]
-SEMANTICS: tuple[Semantics, ...] = ("math", "hero")
 Array = Any  # np.ndarray or torch.Tensor
 Value = list[Array]  # one entry per parameter tensor
 
-# -- element-wise rules, one table per backend --------------------------------------------------
-NUMPY_IMPL: dict[str, Callable[..., Array]] = {
-    "abs": np.abs,
-    "cos": np.cos,
-    "sin": np.sin,
-    "tan": np.tan,
-    "arcsin": np.arcsin,
-    "arccos": np.arccos,
-    "arctan": np.arctan,
-    "sinh": np.sinh,
-    "cosh": np.cosh,
-    "tanh": np.tanh,
-    "arcsinh": np.arcsinh,
-    "arccosh": np.arccosh,
-    "arctanh": np.arctanh,
-    "exp": np.exp,
-    "exp2": np.exp2,
-    "exp10": lambda x: np.power(10.0, x),
-    "expm1": np.expm1,
-    "log": np.log,
-    "log10": np.log10,
-    "log2": np.log2,
-    "log1p": np.log1p,
-    "square": np.square,
-    "sqrt": np.sqrt,
-    "cube": lambda x: x * x * x,
-    "cbrt": np.cbrt,
-    "sign": np.sign,
-    "reciprocal": lambda x: 1.0 / x,
-    "negative": np.negative,
-    "add": np.add,
-    "sub": np.subtract,
-    "mul": np.multiply,
-    "div": np.divide,
-    "power": np.power,
-    "maximum": np.maximum,
-    "minimum": np.minimum,
-    "interp": lambda x, y, a: (1.0 - a) * x + a * y,
+# The constants' values (float64), from the op table.
+CONSTANTS: dict[str, float] = {
+    name: op.value for name, op in OPS.items() if op.kind is Kind.CONSTANT and op.value is not None
 }
 
 
-def _torch_impl() -> dict[str, Callable[..., Array]]:
+# -- element-wise rules, one table per backend, from the op table's spellings ------------------
+def _numpy_rule(op: Op) -> Callable[..., Array] | None:
+    return getattr(np, op.numpy) if op.numpy else None
+
+
+NUMPY_IMPL: dict[str, Callable[..., Array]] = elementwise_table(_numpy_rule, float)
+
+
+def _torch_rule(op: Op) -> Callable[..., Array] | None:
     import torch
 
-    return {
-        "abs": torch.abs,
-        "cos": torch.cos,
-        "sin": torch.sin,
-        "tan": torch.tan,
-        "arcsin": torch.asin,
-        "arccos": torch.acos,
-        "arctan": torch.atan,
-        "sinh": torch.sinh,
-        "cosh": torch.cosh,
-        "tanh": torch.tanh,
-        "arcsinh": torch.asinh,
-        "arccosh": torch.acosh,
-        "arctanh": torch.atanh,
-        "exp": torch.exp,
-        "exp2": torch.exp2,
-        "exp10": lambda x: torch.pow(10.0, x),
-        "expm1": torch.expm1,
-        "log": torch.log,
-        "log10": torch.log10,
-        "log2": torch.log2,
-        "log1p": torch.log1p,
-        "square": torch.square,
-        "sqrt": torch.sqrt,
-        "cube": lambda x: x * x * x,
-        "cbrt": lambda x: torch.sign(x) * torch.abs(x).pow(1.0 / 3.0),
-        "sign": torch.sign,
-        "reciprocal": lambda x: 1.0 / x,
-        "negative": torch.neg,
-        "add": torch.add,
-        "sub": torch.sub,
-        "mul": torch.mul,
-        "div": torch.div,
-        "power": torch.pow,
-        "maximum": torch.maximum,
-        "minimum": torch.minimum,
-        "interp": lambda x, y, a: (1.0 - a) * x + a * y,
-    }
+    return getattr(torch, op.torch) if op.torch else None
+
+
+def _torch_impl() -> dict[str, Callable[..., Array]]:
+    return elementwise_table(_torch_rule, float)
 
 
 def hero_overrides(impl: dict[str, Callable[..., Array]]) -> dict[str, Callable[..., Array]]:
-    """The protected operations of the paper's released search space (``hero`` semantics)."""
-    # Bind the unprotected functions now: the result is merged into the same table.
-    absf, div, sqrt, log = impl["abs"], impl["div"], impl["sqrt"], impl["log"]
-    log2, log10 = impl["log2"], impl["log10"]
-    return {
-        "div": lambda a, b: div(a, b + EPS),
-        "sqrt": lambda x: sqrt(absf(x)),
-        "log": lambda x: log(absf(x)),
-        "log2": lambda x: log2(absf(x)),
-        "log10": lambda x: log10(absf(x)),
-        "log1p": lambda x: log(absf(1.0 + x)),
-    }
+    """The protected operations of the ``hero`` semantics, composed from the math rules ``impl``.
 
-
-CONSTANTS: dict[str, float] = {"get_pi": math.pi, "get_e": math.e, "get_eps": EPS}
+    The interpreters get them from :class:`~simplifier.passes.lower.Lower` instead; this is the
+    same formulas as functions, for tests of rules on single values.
+    """
+    constants = {name: (lambda v=v: v) for name, v in CONSTANTS.items()}
+    return hero_table({**impl, **constants}, float)
 
 
 @dataclass(frozen=True)
@@ -142,11 +73,9 @@ class Backend:
     dtype: Any = None
     device: Any = None
 
-    def impl(self, semantics: Semantics) -> dict[str, Callable[..., Array]]:
-        base = dict(NUMPY_IMPL) if self.name == "numpy" else _torch_impl()
-        if semantics == "hero":
-            base.update(hero_overrides(base))
-        return base
+    def impl(self) -> dict[str, Callable[..., Array]]:
+        """The element-wise rules (``math`` semantics: programs are lowered first)."""
+        return dict(NUMPY_IMPL) if self.name == "numpy" else _torch_impl()
 
     def scalar(self, x: float) -> Array:
         if self.name == "numpy":
@@ -190,35 +119,30 @@ def torch_backend(dtype: Any = None, device: Any = None) -> Backend:
     return Backend("torch", dtype or torch.float64, device or "cpu")
 
 
-def step_rules(backend: Backend, semantics: Semantics) -> Callable[[Stmt, list[Value]], Value]:
-    """The rule that evaluates one statement over the list of parameter tensors."""
-    impl = backend.impl(semantics)
-    plain = backend.impl("math")  # norms and their divisions are unprotected under both semantics
-    mul, minimum, sqrt, plain_div = impl["mul"], impl["minimum"], plain["sqrt"], plain["div"]
+def step_rules(backend: Backend) -> Callable[[Stmt, list[Value]], Value]:
+    """The rule that evaluates one statement of a lowered program over the parameter tensors.
+
+    Element-wise ops come from the backend's table; the primitive reductions are the table
+    below. Compound and protected ops must have been lowered (:mod:`simplifier.passes.lower`).
+    """
+    impl = backend.impl()
+    mul, sqrt = impl["mul"], impl["sqrt"]
 
     def gnorm(xs: Value) -> Array:
         return sqrt(backend.total([mul(x, x) for x in xs]))
 
+    reductions: dict[str, Callable[[list[Value], int], Value]] = {
+        "norm": lambda a, n: [sqrt(backend.sum(mul(x, x))) for x in a[0]],
+        "global_norm": lambda a, n: [gnorm(a[0])] * n,
+        "dot": lambda a, n: [backend.total([mul(x, y) for x, y in zip(*a, strict=True)])] * n,
+    }
+
     def apply(s: Stmt, args: list[Value]) -> Value:
-        op = OPS[s.op]
         n = len(args[0]) if args else 0
-        if op.elementwise:
-            f = impl[s.op]
+        f = impl.get(s.op)
+        if f is not None:
             return [f(*(a[i] for a in args)) for i in range(n)]
-        if s.op == "norm":
-            return [sqrt(backend.sum(mul(x, x))) for x in args[0]]
-        if s.op == "global_norm":
-            return [gnorm(args[0])] * n
-        if s.op == "dot":
-            return [backend.total([mul(x, y) for x, y in zip(*args, strict=True)])] * n
-        if s.op == "cosine_sim":
-            d = backend.total([mul(x, y) for x, y in zip(*args, strict=True)])
-            return [plain_div(d, mul(gnorm(args[0]), gnorm(args[1])))] * n
-        if s.op == "clip":
-            # One global norm; the threshold is per tensor when it is (a per-tensor ``norm``).
-            gn, one = gnorm(args[0]), backend.scalar(1.0)
-            return [mul(x, minimum(one, plain_div(c, gn))) for x, c in zip(*args, strict=True)]
-        raise AssertionError(f"no numeric rule for {s.op}")  # constants are handled by const()
+        return reductions[s.op](args, n)
 
     return apply
 
@@ -244,6 +168,21 @@ def step(
     backend: Backend = NUMPY,
 ) -> tuple[Value, dict[str, Value]]:
     """One call of the program: (update, new states)."""
+    lowered = Lower(semantics).run(program)
+    return _step(lowered, step_rules(backend), weights, grads, states, lr, step_number, backend)
+
+
+def _step(
+    program: Program,
+    rule: Callable[[Stmt, list[Value]], Value],
+    weights: Value,
+    grads: Value,
+    states: dict[str, Value],
+    lr: float,
+    step_number: int,
+    backend: Backend,
+) -> tuple[Value, dict[str, Value]]:
+    """One call of a lowered program."""
     n = len(weights)
     inputs = bind_inputs(
         program,
@@ -257,8 +196,6 @@ def step(
 
     def const(c: Const) -> Value:
         return [backend.scalar(float(c.value))] * n
-
-    rule = step_rules(backend, semantics)
 
     def apply(s: Stmt, args: list[Value]) -> Value:
         if OPS[s.op].kind is Kind.CONSTANT:
@@ -312,6 +249,7 @@ def run(
     ``lrs`` gives the lr schedule value per step (default 1.0). Steps are 0-based here; the
     program's ``step`` input is the 1-based count.
     """
+    lowered, rule = Lower(semantics).run(program), step_rules(backend)
     w = [backend.array(x) for x in weights]
     if steps is None:
         if callable(grads):
@@ -325,9 +263,7 @@ def run(
         g = [backend.array(x) for x in g]
         lr = lrs(t) if callable(lrs) else (lrs[t] if t < len(lrs) else 1.0)
         trace.weights.append(w)
-        update, states = step(
-            program, w, g, states, lr, t + 1, semantics=semantics, backend=backend
-        )
+        update, states = _step(lowered, rule, w, g, states, lr, t + 1, backend)
         trace.updates.append(update)
         trace.states.append(states)
         if apply_updates:

@@ -26,7 +26,7 @@ ALL_UNARY = tuple(name for name, op in OPS.items() if op.kind is Kind.UNARY)
 SAFE_BINARY = ("add", "sub", "mul", "maximum", "minimum")
 ALL_BINARY = (*SAFE_BINARY, "div", "power")
 REDUCTIONS = ("norm", "global_norm", "dot", "cosine_sim")
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "power": "**"}
+_INFIX = {name: op.infix for name, op in OPS.items() if op.infix}
 _CONSTANTS = ("0.9", "0.999", "0.1", "2", "0.5", "1e-8", "3", ".25", "1.5", "0.0002")
 _TEMPS = ("a", "b", "c", "d", "u", "x", "y", "update", "tmp", "β")
 

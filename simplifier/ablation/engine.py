@@ -39,8 +39,9 @@ import torch
 
 from simplifier.interpret import bind_inputs, forward
 from simplifier.ir import Const, Program, Stmt
-from simplifier.numeric import CONSTANTS, Semantics, _torch_impl, hero_overrides
+from simplifier.numeric import CONSTANTS, Semantics, _torch_impl
 from simplifier.ops import OPS, Kind
+from simplifier.passes.lower import Lower
 
 from .tasks import Budget, Data, Task
 
@@ -76,60 +77,85 @@ class Result:
 
 
 # -- the batched interpreter ----------------------------------------------------------------------
-def batched_rules(
-    semantics: Semantics, segments: Sequence[int]
-) -> Callable[[Stmt, list[Tensor]], Tensor]:
+@dataclass(frozen=True)
+class Prepared:
+    """A program ready for the batched interpreter: lowered (:mod:`simplifier.passes.lower`),
+    and the ``global_norm`` statements that read a scalar (from ``clip`` of a scalar)."""
+
+    program: Program
+    scalar_norms: frozenset[str]
+
+
+def prepare(program: Program, semantics: Semantics = "math") -> Prepared:
+    lowered = Lower(semantics).run(program)
+    norms = [s for s in lowered.body if s.op == "global_norm"]
+    if not norms:
+        return Prepared(lowered, frozenset())
+    from simplifier.analysis.types import Type, infer_types
+
+    types = infer_types(program)  # the lowered norms read values of the original program
+    return Prepared(
+        lowered,
+        frozenset(
+            s.target
+            for s in norms
+            if isinstance(s.args[0], Const) or types.get(s.args[0].name) is Type.SCALAR
+        ),
+    )
+
+
+class BatchedRules:
     """The statement rule over stacked replicas (element-wise ops from :mod:`simplifier.numeric`).
 
     A tensor value is ``(R, P)``; a scalar is a 0-d tensor (the same for every replica) or
     ``(R, 1)`` (one per replica, e.g. a ``global_norm``); the per-tensor ``norm`` of the reference
     interpreter gives each entry its own tensor's norm, so it is ``(R, P)``. Reductions sum over
-    the last dim only, so each replica reduces over its own row.
+    the last dim only, so each replica reduces over its own row. Programs are lowered first.
     """
-    impl = _torch_impl()
-    if semantics == "hero":
-        impl.update(hero_overrides(impl))
-    plain = _torch_impl()  # norms and their divisions are unprotected under both semantics
-    mul, minimum, sqrt, plain_div = impl["mul"], impl["minimum"], plain["sqrt"], plain["div"]
-    sizes = list(segments)
-    cache: dict[tuple[object, ...], Tensor] = {}  # small constant tensors, one per device
 
-    def _cached(key: tuple[object, ...], make: Callable[[], Tensor]) -> Tensor:
-        if key not in cache:
-            cache[key] = make()
-        return cache[key]
+    def __init__(self, segments: Sequence[int]) -> None:
+        self.impl = _torch_impl()
+        self.sizes = list(segments)
+        self.mul, self.sqrt = self.impl["mul"], self.impl["sqrt"]
+        self.repeats: dict[torch.device, Tensor] = {}  # segment sizes, one tensor per device
+        self.starts: dict[torch.device, Tensor] = {}  # first entry of each segment
+        self.reductions: dict[str, Callable[[list[Tensor]], Tensor]] = {
+            "norm": self.norm,
+            "global_norm": lambda a: self.gnorm(a[0]),
+            "dot": lambda a: self.total(self.mul(a[0], a[1])),
+        }
 
+    @staticmethod
     def total(x: Tensor) -> Tensor:
         return x.sum(dim=-1, keepdim=True)
 
-    def gnorm(x: Tensor) -> Tensor:
-        return sqrt(total(mul(x, x)))
+    def gnorm(self, x: Tensor) -> Tensor:
+        return self.sqrt(self.total(self.mul(x, x)))
 
-    def apply(s: Stmt, args: list[Tensor]) -> Tensor:
-        op = OPS[s.op]
-        if op.elementwise:
-            return impl[s.op](*args)
-        x = args[0]
-        if s.op == "norm":
-            parts = mul(x, x).split(sizes, dim=-1)
-            sums = torch.cat([p.sum(dim=-1, keepdim=True) for p in parts], dim=-1)
-            repeats = _cached(("sizes", x.device), lambda: torch.tensor(sizes, device=x.device))
-            return sqrt(sums).repeat_interleave(repeats, dim=-1)
-        if s.op == "global_norm":
-            return gnorm(x)
-        if s.op == "dot":
-            return total(mul(x, args[1]))
-        if s.op == "cosine_sim":
-            return plain_div(total(mul(x, args[1])), mul(gnorm(x), gnorm(args[1])))
-        if s.op == "clip":
-            one = _cached(
-                (x.dtype, x.device), lambda: torch.ones((), dtype=x.dtype, device=x.device)
-            )
-            # The threshold broadcasts entry-wise: per tensor when it is a per-tensor ``norm``.
-            return mul(x, minimum(one, plain_div(args[1], gnorm(x))))
-        raise AssertionError(f"no batched rule for {s.op}")  # constants are handled by the caller
+    def norm(self, a: list[Tensor]) -> Tensor:
+        x = a[0]
+        parts = self.mul(x, x).split(self.sizes, dim=-1)
+        sums = torch.cat([p.sum(dim=-1, keepdim=True) for p in parts], dim=-1)
+        repeats = self.repeats.get(x.device)
+        if repeats is None:
+            repeats = self.repeats[x.device] = torch.tensor(self.sizes, device=x.device)
+        return self.sqrt(sums).repeat_interleave(repeats, dim=-1)
 
-    return apply
+    def scalar_gnorm(self, x: Tensor) -> Tensor:
+        """The global norm of a scalar: each parameter tensor counts it once."""
+        if x.dim() == 0 or x.shape[-1] == 1:
+            return self.sqrt(self.mul(self.mul(x, x), float(len(self.sizes))))
+        starts = self.starts.get(x.device)  # a per-tensor scalar: one entry per tensor
+        if starts is None:
+            offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
+            starts = self.starts[x.device] = torch.tensor(offsets, device=x.device)
+        return self.gnorm(x.index_select(-1, starts))
+
+    def __call__(self, s: Stmt, args: list[Tensor]) -> Tensor:
+        f = self.impl.get(s.op)
+        if f is not None:
+            return f(*args)
+        return self.reductions[s.op](args)
 
 
 class Scalars:
@@ -155,7 +181,7 @@ class Scalars:
 
 
 def step_batched(
-    program: Program,
+    program: Program | Prepared,
     weights: Tensor,
     grads: Tensor,
     states: dict[str, Tensor],
@@ -164,14 +190,15 @@ def step_batched(
     *,
     semantics: Semantics = "math",
     segments: Sequence[int] | None = None,
-    rule: Callable[[Stmt, list[Tensor]], Tensor] | None = None,
+    rule: BatchedRules | None = None,
     scalars: Scalars | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """One program step for all replicas at once: ``(update (R, P), new states)``.
 
     ``weights``, ``grads`` and each state are ``(R, P)``; ``segments`` are the sizes of the
     parameter tensors within P (for the per-tensor ``norm``; default: one tensor). A training
-    loop passes its ``rule`` and ``scalars`` so that they are made once, not every step.
+    loop passes the :func:`prepare`\\ d program, its ``rule`` and ``scalars`` so that they are
+    made once, not every step (a prepared program is already lowered: ``semantics`` is unused).
 
     >>> import torch
     >>> from simplifier.parse import parse
@@ -181,7 +208,9 @@ def step_batched(
     >>> u.round(decimals=6).tolist()  # each replica clipped by its own norm (5 and 0.5)
     [[0.6, 0.8], [0.3, 0.4]]
     """
-    rule = rule or batched_rules(semantics, segments or (weights.shape[-1],))
+    prepared = program if isinstance(program, Prepared) else prepare(program, semantics)
+    program, scalar_norms = prepared.program, prepared.scalar_norms
+    rules = rule or BatchedRules(segments or (weights.shape[-1],))
     numbers = scalars or Scalars()
     dtype, device = weights.dtype, weights.device
 
@@ -205,7 +234,9 @@ def step_batched(
     def apply(s: Stmt, args: list[Tensor]) -> Tensor:
         if OPS[s.op].kind is Kind.CONSTANT:
             return scalar(CONSTANTS[s.op])
-        return rule(s, args)
+        if s.target in scalar_norms:
+            return rules.scalar_gnorm(args[0])
+        return rules(s, args)
 
     _, outs = forward(program, inputs, apply, const)
     update = outs[0].expand_as(weights) if outs[0].shape != weights.shape else outs[0]
@@ -322,7 +353,8 @@ def _train(
     mult = torch.tensor([r.multiplier for r in reps], dtype=state_dtype, device=device)
     mult = mult.unsqueeze(1)
     states = [{n: torch.zeros_like(w[a:b]) for n in programs[k].states} for k, a, b in groups]
-    rules = batched_rules(semantics, task.segments)
+    rules = BatchedRules(task.segments)
+    prepared = [prepare(p, semantics) for p in programs]
     scalars = Scalars()
     failed = torch.zeros(len(reps), dtype=torch.bool, device=device)
     failed_at = torch.full((len(reps),), -1, dtype=torch.long, device=device)
@@ -338,13 +370,12 @@ def _train(
             updates = []
             for (k, a, b), st in zip(groups, states, strict=True):
                 upd, new = step_batched(
-                    programs[k],
+                    prepared[k],
                     w[a:b],
                     g[a:b],
                     st,
                     lr,
                     t + 1,
-                    semantics=semantics,
                     rule=rules,
                     scalars=scalars,
                 )

@@ -64,13 +64,20 @@ class Rule(Enum):
     CONSTANT = "constant"  # a constant op whose value is a literal: hashed as that literal
 
 
-# One rule per op. get_eps() is exactly the literal 1e-8 under both semantics; get_pi() and
-# get_e() are not rationals, so they stay ops (ORDERED, with no arguments).
-HASH_RULES: dict[str, Rule] = {
-    name: Rule.COMMUTATIVE if op.commutative else Rule.ORDERED for name, op in OPS.items()
+# One rule per op, from the op table. A constant op with a rational value (get_eps(), exactly
+# the literal 1e-8 under both semantics) is hashed as that literal; get_pi() and get_e() are not
+# rationals, so they stay ops (ORDERED, with no arguments).
+CONSTANT_VALUES: dict[str, Fraction] = {
+    name: op.exact for name, op in OPS.items() if op.exact is not None
 }
-HASH_RULES["get_eps"] = Rule.CONSTANT
-CONSTANT_VALUES: dict[str, Fraction] = {"get_eps": Fraction(1, 10**8)}
+HASH_RULES: dict[str, Rule] = {
+    name: Rule.CONSTANT
+    if name in CONSTANT_VALUES
+    else Rule.COMMUTATIVE
+    if op.commutative
+    else Rule.ORDERED
+    for name, op in OPS.items()
+}
 _COMMUTATIVE = frozenset(name for name, rule in HASH_RULES.items() if rule is Rule.COMMUTATIVE)
 _TAGS: dict[str, bytes] = {name: b"op:" + name.encode() for name in OPS}
 

@@ -18,8 +18,9 @@ the new states. A stage recomputes the element-wise values it needs from the ste
 instead of keeping them from an earlier stage (inputs are written only by the last stage), so no
 stage holds more than a tensor's worth of temporaries.
 
-Under ``hero`` semantics the protected operations are spelled out here (``a / b`` becomes
-``a / (b + 1e-8)``), so the generators only know the ``math`` meaning of each op. The weight update
+Compound ops and, under ``hero`` semantics, the protected operations (``a / b`` is
+``a / (b + 1e-8)``) are lowered to primitives first (:mod:`simplifier.passes.lower`), so the
+generators only know the ``math`` meaning of each op. The weight update
 ``w - update`` is the last instruction, so in-place planning treats the weight like a state.
 
 >>> from simplifier.parse import parse
@@ -30,6 +31,7 @@ Under ``hero`` semantics the protected operations are spelled out here (``a / b`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from fractions import Fraction
@@ -38,7 +40,8 @@ from simplifier.emit.hypers import Signature, extract_hypers
 from simplifier.emit.names import Namespace
 from simplifier.ir import Const, Program, Ref, Role, Stmt
 from simplifier.numeric import CONSTANTS, Semantics
-from simplifier.ops import EPS, OPS, Kind
+from simplifier.ops import OPS, Kind
+from simplifier.passes.lower import Lower
 
 
 class VKind(IntEnum):
@@ -179,9 +182,6 @@ class _Builder:
         return self.emit(hint, "combine_sum", [part], VKind.GROUP, level=self.levels[part] + 1)
 
 
-_HERO_ABS = frozenset({"sqrt", "log", "log2", "log10"})
-
-
 def _owners(program: Program) -> dict[str, str]:
     """For each temporary, the variable of the statement that reads it (for readable names)."""
     owner: dict[str, str] = {}
@@ -193,42 +193,24 @@ def _owners(program: Program) -> dict[str, str]:
     return owner
 
 
-def _lower_stmt(b: _Builder, s: Stmt, args: list[Arg], semantics: Semantics, owner: str) -> str:
+def _lower_stmt(b: _Builder, s: Stmt, args: list[Arg], owner: str) -> str:
     """Instructions for one program statement; returns the name of its value."""
     hint = s.var or f"{owner}_{s.op}"
     op = OPS[s.op]
     if op.kind is Kind.CONSTANT:  # folded into a literal at every use
         raise AssertionError("constants are literals")
-    if semantics == "hero" and s.op == "div":
-        protected = b.emit(f"{hint}_den", "add", [args[1], Lit(Fraction(EPS))])
-        return b.emit(hint, "div", [args[0], protected], var=s.var)
-    if semantics == "hero" and s.op in _HERO_ABS:
-        absx = b.emit(f"{hint}_abs", "abs", args)
-        return b.emit(hint, s.op, [absx], var=s.var)
-    if semantics == "hero" and s.op == "log1p":
-        shifted = b.emit(f"{hint}_arg", "add", [Lit(Fraction(1)), args[0]])
-        absx = b.emit(f"{hint}_abs", "abs", [shifted])
-        return b.emit(hint, "log", [absx], var=s.var)
     if op.elementwise:
         return b.emit(hint, s.op, args, var=s.var)
-    if s.op == "norm":
-        return b.emit(hint, "norm", args, VKind.LOCAL, var=s.var)
-    if s.op == "global_norm":
-        return b.global_norm(hint, args[0])
-    if s.op == "dot":
-        return b.dot(hint, args[0], args[1])
-    if s.op == "cosine_sim":
-        d = b.dot(f"{hint}_dot", args[0], args[1])
-        nx = b.global_norm(f"{hint}_norm_x", args[0])
-        ny = b.global_norm(f"{hint}_norm_y", args[1])
-        both = b.emit(f"{hint}_norms", "mul", [nx, ny])
-        return b.emit(hint, "div", [d, both], var=s.var)
-    if s.op == "clip":  # x * minimum(1, c / global_norm(x)), the division unprotected
-        n = b.global_norm(f"{hint}_norm", args[0])
-        ratio = b.emit(f"{hint}_ratio", "div", [args[1], n])
-        scale = b.emit(f"{hint}_scale", "minimum", [Lit(Fraction(1)), ratio])
-        return b.emit(hint, "mul", [args[0], scale], var=s.var)
-    raise AssertionError(f"no lowering for {s.op}")
+    return _REDUCTIONS[s.op](b, hint, args, s.var)
+
+
+# The primitive reductions (compound ops and hero protections are lowered before, by
+# :class:`~simplifier.passes.lower.Lower`): one rule each, keyed by op.
+_REDUCTIONS: dict[str, Callable[[_Builder, str, list[Arg], str | None], str]] = {
+    "norm": lambda b, hint, args, var: b.emit(hint, "norm", args, VKind.LOCAL, var=var),
+    "global_norm": lambda b, hint, args, var: b.global_norm(hint, args[0]),
+    "dot": lambda b, hint, args, var: b.dot(hint, args[0], args[1]),
+}
 
 
 def _fuse_scaled(instrs: list[Instr], kinds: dict[str, VKind], keep: set[str]) -> list[Instr]:
@@ -283,7 +265,9 @@ def lower(program: Program, semantics: Semantics = "math") -> Lowered:
     from simplifier.passes.dce import prune
 
     extracted = extract_hypers(prune(program))
-    program, sig = extracted.program, extracted.signature
+    sig = extracted.signature
+    # Lowered after hyper extraction, so that a protection's 1e-8 is not taken for an eps hyper.
+    source, program = extracted.program, Lower(semantics).run(extracted.program)
     ns = Namespace()
     b = _Builder(ns)
     env: dict[str, Arg] = {}
@@ -315,7 +299,7 @@ def lower(program: Program, semantics: Semantics = "math") -> Lowered:
         args = [read(a) for a in s.args]
         if s.target in finals:  # a state's new value: name it so
             s = replace(s, var=f"{finals[s.target]}_new")
-        env[s.target] = _lower_stmt(b, s, args, semantics, owners.get(s.target, "t"))
+        env[s.target] = _lower_stmt(b, s, args, owners.get(s.target, "t"))
 
     update = read(program.outputs[0])
     if sig.lr_mode == "absent":  # scale by the group's lr (1.0 by default) so schedulers work
@@ -341,7 +325,7 @@ def lower(program: Program, semantics: Semantics = "math") -> Lowered:
         instrs=tuple(instrs),
         outputs=outputs,
         signature=sig,
-        program=program,
+        program=source,
         kinds=b.kinds,
         levels=b.levels,
     )

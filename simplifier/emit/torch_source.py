@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from simplifier.emit.lower import INTERNAL_OPS
-from simplifier.ops import OPS, Kind
+from simplifier.ops import COMPOUND, OPS, PRIMITIVE_REDUCTIONS, Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,40 +47,18 @@ class A:
         return self.kind in ("T", "S")
 
 
-# torch names of the element-wise unary ops that have a function, an out= and an in-place form
+# From the op table: torch names of the element-wise unary ops that have a function, an out= and
+# an in-place form; those with a foreach kernel; the infix and torch names of the binary ops.
 _UNARY_TORCH = {
-    "abs": "abs",
-    "cos": "cos",
-    "sin": "sin",
-    "tan": "tan",
-    "arcsin": "asin",
-    "arccos": "acos",
-    "arctan": "atan",
-    "sinh": "sinh",
-    "cosh": "cosh",
-    "tanh": "tanh",
-    "arcsinh": "asinh",
-    "arccosh": "acosh",
-    "arctanh": "atanh",
-    "exp": "exp",
-    "exp2": "exp2",
-    "expm1": "expm1",
-    "log": "log",
-    "log10": "log10",
-    "log2": "log2",
-    "log1p": "log1p",
-    "square": "square",
-    "sqrt": "sqrt",
-    "sign": "sign",
-    "reciprocal": "reciprocal",
-    "negative": "neg",
+    name: op.torch
+    for name, op in OPS.items()
+    if op.kind is Kind.UNARY and op.torch is not None and op.inplace is not None
 }
 _FOREACH_UNARY = frozenset(
-    "abs acos asin atan cos cosh exp expm1 log log10 log1p log2 neg reciprocal sign sin sinh "
-    "sqrt tan tanh".split()
+    op.foreach for op in OPS.values() if op.kind is Kind.UNARY and op.foreach is not None
 )
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "power": "**"}
-_TORCH_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "power": "pow"}
+_INFIX = {name: op.infix for name, op in OPS.items() if op.infix and op.torch}
+_TORCH_BINARY = {name: op.torch for name, op in OPS.items() if op.infix and op.torch}
 _CLAMP = {"maximum": "min", "minimum": "max"}  # maximum(x, c) is clamp(x, min=c)
 
 
@@ -104,6 +82,26 @@ def _f_extremum(op: str) -> Callable[[list[A]], str]:
     return rule
 
 
+def _join(args: tuple[A, ...]) -> str:
+    kinds = {a.kind for a in args}
+    return "T" if "T" in kinds else "S" if "S" in kinds else "N"
+
+
+def _f_formula(op: str) -> Callable[[list[A]], str]:
+    """An op without a torch spelling: its formula from the op table, in the other rules."""
+    formula = OPS[op].formula
+    assert formula is not None, op
+
+    def wrap(rule: Callable[[list[A]], str]) -> Callable[..., A]:
+        return lambda *xs: A(f"({rule(list(xs))})", _join(xs))
+
+    def rule(a: list[A]) -> str:
+        table = {name: wrap(r) for name, r in FUNCTIONAL.items()}
+        return formula.compose(table, lambda v: A(repr(float(v)), "N"))(*a).src
+
+    return rule
+
+
 FUNCTIONAL: dict[str, Callable[[list[A]], str]] = {
     **{op: _f_unary(op) for op in _UNARY_TORCH},
     "exp10": lambda a: f"torch.pow(10.0, {a[0].src})",
@@ -122,6 +120,13 @@ FUNCTIONAL: dict[str, Callable[[list[A]], str]] = {
     "add_scaled": lambda a: f"{a[0].src} + {a[1].src} * {a[2].src}",
     "sub_scaled": lambda a: f"{a[0].src} - {a[1].src} * {a[2].src}",
 }
+FUNCTIONAL.update(
+    {
+        name: _f_formula(name)
+        for name, op in OPS.items()
+        if op.elementwise and name not in FUNCTIONAL
+    }
+)
 
 
 # -- eager, one tensor at a time ----------------------------------------------------------------
@@ -254,6 +259,10 @@ EAGER: dict[str, EagerRule] = {
     "add_scaled": _scaled("add"),
     "sub_scaled": _scaled("sub"),
 }
+# Ops without a torch spelling: their formula, as an expression (never written into a buffer).
+EAGER.update(
+    {name: EagerRule(FUNCTIONAL[name], _no_write) for name in FUNCTIONAL if name not in EAGER}
+)
 
 
 # -- foreach, a list of tensors at a time -------------------------------------------------------
@@ -333,10 +342,7 @@ def _fe_norm(a: list[A], pos: int | None) -> str | None:
 
 FOREACH: dict[str, Callable[[list[A], int | None], str | None]] = {
     **{op: _fe_unary_rule(op) for op, o in OPS.items() if o.kind is Kind.UNARY},
-    **{
-        op: _fe_binary_rule(op)
-        for op in ("add", "sub", "mul", "div", "power", "maximum", "minimum")
-    },
+    **{op: _fe_binary_rule(op) for op, o in OPS.items() if o.kind is Kind.BINARY},
     "interp": _fe_interp,
     "norm": _fe_norm,
     "tensor_dot": lambda a, pos: None,
@@ -404,6 +410,6 @@ def foreach_source(op: str, args: list[A], pos: int | None, weight: str = "w") -
 def covered_ops() -> set[str]:
     """The ops every table handles: the language's (constants are literals, global reductions
     are lowered to ``norm``, ``tensor_dot`` and combinations) and the lowering's own."""
-    lowered_away = {"global_norm", "dot", "cosine_sim", "clip"}
+    lowered_away = COMPOUND | {n for n in PRIMITIVE_REDUCTIONS if OPS[n].global_reduction}
     ops = {n for n, o in OPS.items() if o.kind is not Kind.CONSTANT} - lowered_away
     return ops | set(INTERNAL_OPS)

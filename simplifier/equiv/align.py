@@ -24,6 +24,7 @@ from sympy.printing.str import StrPrinter
 
 from simplifier.ir import Const, Program, Ref, Role, format_number
 from simplifier.numeric import Semantics
+from simplifier.ops import OPS, Kind
 from simplifier.symbolic.translate import (
     EPS_RATIONAL,
     SymbolicStep,
@@ -265,16 +266,11 @@ def simplify_condition(rel: sp.Basic) -> sp.Basic:
 
 
 # -- printing SymPy in the language's syntax -----------------------------------------------------
+# SymPy's function names -> the language's (from the op table's SymPy spellings).
 _NAMES = {
-    "Abs": "abs",
-    "asin": "arcsin",
-    "acos": "arccos",
-    "atan": "arctan",
-    "asinh": "arcsinh",
-    "acosh": "arccosh",
-    "atanh": "arctanh",
-    "Max": "maximum",
-    "Min": "minimum",
+    op.sympy: name
+    for name, op in OPS.items()
+    if op.sympy is not None and op.sympy != name and op.kind is not Kind.CONSTANT
 }
 
 

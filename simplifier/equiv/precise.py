@@ -18,6 +18,7 @@ tensor, as in :mod:`simplifier.numeric`).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,8 +28,8 @@ import mpmath
 
 from simplifier.interpret import bind_inputs, forward
 from simplifier.ir import Const, Program, Stmt
-from simplifier.numeric import Semantics
-from simplifier.ops import OPS
+from simplifier.ops import OPS, Kind, Op, Semantics, elementwise_table
+from simplifier.passes.lower import Lower
 
 DIGITS = 50
 Mpf = Any  # mpmath.mpf
@@ -87,10 +88,6 @@ def _power(a: Mpf, b: Mpf) -> Mpf:
     return _safe(mpmath.power)(a, b)
 
 
-def _cbrt(x: Mpf) -> Mpf:
-    return mpmath.sign(x) * mpmath.cbrt(abs(x))
-
-
 def _extremum(pick: Callable[[Mpf, Mpf], Mpf]) -> Callable[[Mpf, Mpf], Mpf]:
     def f(a: Mpf, b: Mpf) -> Mpf:
         return _nan() if _isnan(a) or _isnan(b) else pick(a, b)
@@ -98,68 +95,46 @@ def _extremum(pick: Callable[[Mpf, Mpf], Mpf]) -> Callable[[Mpf, Mpf], Mpf]:
     return f
 
 
-def _impl(semantics: Semantics) -> dict[str, Callable[..., Mpf]]:
-    m = mpmath
-    table: dict[str, Callable[..., Mpf]] = {
-        "abs": _safe(abs),
-        "cos": _safe(m.cos),
-        "sin": _safe(m.sin),
-        "tan": _safe(m.tan),
-        "arcsin": _safe(m.asin),
-        "arccos": _safe(m.acos),
-        "arctan": _safe(m.atan),
-        "sinh": _safe(m.sinh),
-        "cosh": _safe(m.cosh),
-        "tanh": _safe(m.tanh),
-        "arcsinh": _safe(m.asinh),
-        "arccosh": _safe(m.acosh),
-        "arctanh": _safe(m.atanh),
-        "exp": _safe(m.exp),
-        "exp2": _safe(lambda x: m.power(2, x)),
-        "exp10": _safe(lambda x: m.power(10, x)),
-        "expm1": _safe(m.expm1),
-        "log": _safe(m.log),
-        "log10": _safe(lambda x: m.log(x, 10)),
-        "log2": _safe(lambda x: m.log(x, 2)),
-        "log1p": _safe(m.log1p),
-        "square": _safe(lambda x: x * x),
-        "sqrt": _safe(m.sqrt),
-        "cube": _safe(lambda x: x * x * x),
-        "cbrt": _safe(_cbrt),
-        "sign": _safe(m.sign),
-        "reciprocal": lambda x: _div(mpmath.mpf(1), x),
-        "negative": _safe(lambda x: -x),
-        "add": _safe(lambda a, b: a + b),
-        "sub": _safe(lambda a, b: a - b),
-        "mul": _safe(lambda a, b: a * b),
-        "div": _div,
-        "power": _power,
-        "maximum": _extremum(max),
-        "minimum": _extremum(min),
-        "interp": _safe(lambda x, y, a: (1 - a) * x + a * y),
-    }
-    if semantics == "hero":
-        eps = mpmath.mpf(1) / mpmath.mpf(10**8)
-        log, log2, log10 = table["log"], table["log2"], table["log10"]
-        table.update(
-            {
-                "div": lambda a, b: _div(a, b + eps),
-                "sqrt": _safe(lambda x: m.sqrt(abs(x))),
-                "log": lambda x: log(abs(x)),
-                "log2": lambda x: log2(abs(x)),
-                "log10": lambda x: log10(abs(x)),
-                "log1p": lambda x: log(abs(1 + x)),
-            }
-        )
-    return table
+# Rules with NumPy's edge cases that mpmath's functions do not have; the rest come from the op
+# table's spellings (mpmath functions, Python operators, or formulas over both).
+_SPECIAL: dict[str, Callable[..., Mpf]] = {
+    "div": _div,
+    "power": _power,
+    "maximum": _extremum(max),
+    "minimum": _extremum(min),
+}
 
 
-def _constant(op: str) -> Mpf:
-    return {"get_pi": mpmath.pi, "get_e": mpmath.e, "get_eps": mpmath.mpf(1) / 10**8}[op]
+def _precise_rule(op: Op) -> Callable[..., Mpf] | None:
+    if op.mpmath:
+        return _safe(getattr(mpmath, op.mpmath))
+    if op.operator:
+        return _safe(getattr(operator, op.operator))
+    return None
 
 
 def _exact(v: Fraction) -> Mpf:
     return mpmath.mpf(v.numerator) / mpmath.mpf(v.denominator)
+
+
+def element_wise() -> dict[str, Callable[..., Mpf]]:
+    """The element-wise rules; build them at the working precision (formulas' literals are
+    evaluated when the table is built)."""
+    return elementwise_table(_precise_rule, _exact, _SPECIAL)
+
+
+# The constants, evaluated at the working precision when read.
+def _constant(op: Op) -> Callable[[], Mpf]:
+    name, exact = op.mpmath, op.exact
+    if name is not None:
+        return lambda: +getattr(mpmath, name)
+    assert exact is not None, op.name
+    return lambda: _exact(exact)
+
+
+CONSTANTS: dict[str, Callable[[], Mpf]] = {
+    name: _constant(op) for name, op in OPS.items() if op.kind is Kind.CONSTANT
+}
 
 
 def _broadcast(*entries: list[Mpf]) -> list[tuple[Mpf, ...]]:
@@ -167,37 +142,32 @@ def _broadcast(*entries: list[Mpf]) -> list[tuple[Mpf, ...]]:
     return list(zip(*(e * n if len(e) == 1 else e for e in entries), strict=True))
 
 
-def _rules(semantics: Semantics, n: int) -> Callable[[Stmt, list[Value]], Value]:
-    impl = _impl(semantics)
-    plain_div, minimum = _div, _extremum(min)
+def _rules(impl: dict[str, Callable[..., Mpf]], n: int) -> Callable[[Stmt, list[Value]], Value]:
+    """The rule of one statement of a lowered program (see :mod:`simplifier.passes.lower`)."""
 
     def total(xs: list[list[Mpf]]) -> Mpf:
         return mpmath.fsum(x for t in xs for x in t)
 
-    def gnorm(xs: Value) -> Mpf:
-        return mpmath.sqrt(total([[x * x for x in t] for t in xs]))
+    def dot(a: list[Value]) -> Value:
+        x, y = a
+        d = total([[p * q for p, q in _broadcast(x[i], y[i])] for i in range(n)])
+        return [[d] for _ in range(n)]
+
+    reductions: dict[str, Callable[[list[Value]], Value]] = {
+        "norm": lambda a: [[mpmath.sqrt(mpmath.fsum(x * x for x in t))] for t in a[0]],
+        # A scalar (from a lowered clip of a scalar) counts once per tensor, as in numeric.
+        "global_norm": lambda a: [[mpmath.sqrt(total([[x * x for x in t] for t in a[0]]))]] * n,
+        "dot": dot,
+    }
 
     def apply(s: Stmt, args: list[Value]) -> Value:
-        op = OPS[s.op]
-        if op.elementwise:
-            f = impl[s.op]
+        f = impl.get(s.op)
+        if f is not None:
             return [[f(*xs) for xs in _broadcast(*(a[i] for a in args))] for i in range(n)]
-        if s.op in ("get_pi", "get_e", "get_eps"):
-            return [[+_constant(s.op)] for _ in range(n)]
-        if s.op == "norm":
-            return [[mpmath.sqrt(mpmath.fsum(x * x for x in t))] for t in args[0]]
-        if s.op == "global_norm":
-            return [[gnorm(args[0])] for _ in range(n)]
-        if s.op in ("dot", "cosine_sim"):
-            x, y = args
-            d = total([[p * q for p, q in _broadcast(x[i], y[i])] for i in range(n)])
-            if s.op == "cosine_sim":
-                d = plain_div(d, gnorm(x) * gnorm(y))
-            return [[d] for _ in range(n)]
-        if s.op == "clip":
-            scale = minimum(mpmath.mpf(1), plain_div(args[1][0][0], gnorm(args[0])))
-            return [[impl["mul"](x, scale) for x in t] for t in args[0]]
-        raise AssertionError(f"no precise rule for {s.op}")
+        constant = CONSTANTS.get(s.op)
+        if constant is not None:
+            return [[constant()] for _ in range(n)]
+        return reductions[s.op](args)
 
     return apply
 
@@ -210,6 +180,18 @@ def step(
     semantics: Semantics = "math",
 ) -> tuple[Value, dict[str, Value]]:
     """One call of the program in high precision: (update, new states)."""
+    lowered = Lower(semantics).run(program)
+    return _step(lowered, element_wise(), inputs, states, step_number)
+
+
+def _step(
+    program: Program,
+    impl: dict[str, Callable[..., Mpf]],
+    inputs: Inputs,
+    states: dict[str, Value],
+    step_number: int,
+) -> tuple[Value, dict[str, Value]]:
+    """One call of a lowered program."""
     n = len(inputs.w)
     env = bind_inputs(
         program,
@@ -224,7 +206,7 @@ def step(
     def const(c: Const) -> Value:
         return [[_exact(c.value)] for _ in range(n)]
 
-    _, outs = forward(program, env, _rules(semantics, n), const)
+    _, outs = forward(program, env, _rules(impl, n), const)
     update = [u * len(w) if len(u) == 1 else u for u, w in zip(outs[0], inputs.w, strict=True)]
     return update, dict(zip(program.states, outs[1:], strict=True))
 
@@ -235,11 +217,13 @@ def run(
     """Run from zero state over the given inputs: the updates and the states after each step."""
     updates: list[Value] = []
     history: list[dict[str, Value]] = []
+    lowered = Lower(semantics).run(program)
     with mpmath.workdps(DIGITS):
+        impl = element_wise()
         zeros = [[mpmath.mpf(0)] * len(t) for t in steps[0].w] if steps else []
         states: dict[str, Value] = {s: zeros for s in program.states}
         for t, inputs in enumerate(steps):
-            update, states = step(program, inputs, states, t + 1, semantics)
+            update, states = _step(lowered, impl, inputs, states, t + 1)
             updates.append(update)
             history.append(states)
     return updates, history

@@ -34,10 +34,9 @@ from typing import ClassVar
 import sympy as sp
 
 from simplifier.analysis.types import Type, infer_types
-from simplifier.interpret import forward
 from simplifier.ir import Atom, Const, Node, Program, Ref, Role, Stmt, dag
 from simplifier.numeric import Semantics
-from simplifier.ops import OPS, Kind
+from simplifier.ops import OPS, PROTECTED, Kind
 from simplifier.passes.rules import (
     ABOVE_MINUS_ONE,
     AT_LEAST_ONE,
@@ -49,14 +48,7 @@ from simplifier.passes.rules import (
     UNIT,
     Relation,
 )
-from simplifier.symbolic.translate import (
-    OPAQUE,
-    SYMPY_IMPL,
-    clip,
-    input_symbols,
-    interp,
-    rational,
-)
+from simplifier.symbolic.translate import OPAQUE, SYMPY_IMPL, clip, interp, translate
 
 
 class Opaque(sp.Function):
@@ -70,15 +62,14 @@ def _opaque(op: str, arity: int, prefix: str = "") -> type[Opaque]:
     return type(f"{prefix}{op}", (Opaque,), {"nargs": arity, "op": op, "__module__": __name__})
 
 
-MATH_OPAQUE = (
-    "sin cos tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh "
-    "exp2 exp10 expm1 log2 log10 log1p cbrt"
-).split()
-HERO_OPAQUE = ("div", "sqrt", "log", "log2", "log10", "log1p")
+# From the op table: element-wise ops SymPy must not look into when folding (all but the
+# algebraic ones), and under hero the protected ones.
+MATH_OPAQUE = [name for name, op in OPS.items() if op.elementwise and not op.algebraic]
+HERO_OPAQUE = sorted(PROTECTED)
 
-MATH_FUNCTIONS: dict[str, type[Opaque]] = {op: _opaque(op, 1) for op in MATH_OPAQUE}
+MATH_FUNCTIONS: dict[str, type[Opaque]] = {op: _opaque(op, OPS[op].arity) for op in MATH_OPAQUE}
 HERO_FUNCTIONS: dict[str, type[Opaque]] = {
-    op: _opaque(op, 2 if op == "div" else 1, "hero_") for op in HERO_OPAQUE
+    op: _opaque(op, OPS[op].arity, "hero_") for op in HERO_OPAQUE
 }
 
 FOLD_IMPL: dict[str, Callable[..., sp.Expr]] = {**SYMPY_IMPL, **MATH_FUNCTIONS}
@@ -167,8 +158,6 @@ def to_sympy(program: Program, semantics: Semantics = "math") -> Translation:
     >>> to_sympy(parse("def f(w, g, lr):\\n  return sin(g) * lr * 0.5\\n")).outputs
     [lr*sin(g)/2]
     """
-    table = fold_table(semantics)
-    symbols = input_symbols(program, bind_hypers=False)
     nodes = dag(program)
     partials: list[Partial] = []
     reduced: list[sp.Expr] = []
@@ -177,7 +166,7 @@ def to_sympy(program: Program, semantics: Semantics = "math") -> Translation:
     def node_of(a: Atom) -> Node:
         return Node.make("const", (), a.value) if isinstance(a, Const) else nodes[a.name]
 
-    def apply(s: Stmt, args: list[sp.Expr]) -> sp.Expr:
+    def observe(s: Stmt, args: list[sp.Expr]) -> None:
         found = _partial(s.op, args, semantics)
         if found is not None:
             relation, i = found
@@ -188,9 +177,16 @@ def to_sympy(program: Program, semantics: Semantics = "math") -> Translation:
             for a, value in zip(s.args, args, strict=False):
                 if isinstance(a, Ref) and types[a.name] is Type.TENSOR:
                     reduced.append(value)
-        return table[s.op](*args)
 
-    values, outputs = forward(program, symbols, apply, rational)
+    step = translate(
+        program,
+        semantics,
+        bind_hypers=False,
+        table=fold_table(semantics),
+        observe=observe,
+        scalar_clips=False,
+    )
+    values, outputs, symbols = step.values, step.outputs, step.inputs
     tensor_roles = (Role.WEIGHT, Role.GRADIENT, Role.STATE)
     tensors = frozenset(
         s

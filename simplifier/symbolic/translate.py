@@ -16,20 +16,22 @@ g/5 + 9*m/5
 
 from __future__ import annotations
 
+import operator
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import sympy as sp
 
 from simplifier.interpret import forward
 from simplifier.ir import Const, Program, Role, Stmt
-from simplifier.numeric import Semantics
+from simplifier.ops import EPS_EXACT, OPS, Kind, Op, Semantics, elementwise_table, hero_table
 
-EPS_RATIONAL = sp.Rational(1, 10**8)  # get_eps() and the hero protection, exactly
+EPS_RATIONAL = sp.Rational(EPS_EXACT.numerator, EPS_EXACT.denominator)  # get_eps(), exactly
 
 
 class interp(sp.Function):
@@ -88,75 +90,44 @@ class clip_scalar(clip):
 OPAQUE: tuple[type[sp.Function], ...] = (norm, global_norm, dot, cosine_sim, clip)
 
 
-def _cbrt(x: sp.Expr) -> sp.Expr:
-    return sp.sign(x) * sp.Abs(x) ** sp.Rational(1, 3)
-
-
-SYMPY_IMPL: dict[str, Callable[..., sp.Expr]] = {
-    "abs": sp.Abs,
-    "cos": sp.cos,
-    "sin": sp.sin,
-    "tan": sp.tan,
-    "arcsin": sp.asin,
-    "arccos": sp.acos,
-    "arctan": sp.atan,
-    "sinh": sp.sinh,
-    "cosh": sp.cosh,
-    "tanh": sp.tanh,
-    "arcsinh": sp.asinh,
-    "arccosh": sp.acosh,
-    "arctanh": sp.atanh,
-    "exp": sp.exp,
-    "exp2": lambda x: sp.Integer(2) ** x,
-    "exp10": lambda x: sp.Integer(10) ** x,
-    "expm1": lambda x: sp.exp(x) - 1,
-    "log": sp.log,
-    "log10": lambda x: sp.log(x, 10),
-    "log2": lambda x: sp.log(x, 2),
-    "log1p": lambda x: sp.log(1 + x),
-    "square": lambda x: x**2,
-    "sqrt": sp.sqrt,
-    "cube": lambda x: x**3,
-    "cbrt": _cbrt,
-    "sign": sp.sign,
-    "reciprocal": lambda x: 1 / x,
-    "negative": lambda x: -x,
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "power": lambda a, b: a**b,
-    "maximum": sp.Max,
-    "minimum": sp.Min,
-    "interp": interp,
-    "norm": norm,
-    "global_norm": global_norm,
-    "dot": dot,
-    "cosine_sim": cosine_sim,
-    "clip": clip,
-    "get_pi": lambda: sp.pi,
-    "get_e": lambda: sp.E,
-    "get_eps": lambda: EPS_RATIONAL,
-}
-
-HERO_SYMPY_IMPL: dict[str, Callable[..., sp.Expr]] = {
-    "div": lambda a, b: a / (b + EPS_RATIONAL),
-    "sqrt": lambda x: sp.sqrt(sp.Abs(x)),
-    "log": lambda x: sp.log(sp.Abs(x)),
-    "log2": lambda x: sp.log(sp.Abs(x), 2),
-    "log10": lambda x: sp.log(sp.Abs(x), 10),
-    "log1p": lambda x: sp.log(sp.Abs(1 + x)),
-}
-
-
-def impl_table(semantics: Semantics) -> dict[str, Callable[..., sp.Expr]]:
-    return {**SYMPY_IMPL, **HERO_SYMPY_IMPL} if semantics == "hero" else SYMPY_IMPL
-
-
 def rational(c: Const | Fraction) -> sp.Rational:
     """An exact SymPy rational (never via a binary float)."""
     v = c.value if isinstance(c, Const) else c
     return sp.Rational(v.numerator, v.denominator)
+
+
+def _sympy_rule(op: Op) -> Callable[..., sp.Expr] | None:
+    if op.sympy:
+        return cast(Callable[..., sp.Expr], getattr(sp, op.sympy))
+    if op.operator:
+        return cast(Callable[..., sp.Expr], getattr(operator, op.operator))
+    return None
+
+
+def _constant(op: Op) -> Callable[[], sp.Expr]:
+    if op.sympy:
+        value = getattr(sp, op.sympy)
+    else:
+        assert op.exact is not None, op.name
+        value = rational(op.exact)
+    return lambda: value
+
+
+# The op table in SymPy: element-wise ops from their spellings (SymPy functions, Python
+# operators, formulas over both), interp kept folded, the reductions and clip opaque.
+_OPAQUE_RULES: dict[str, Callable[..., sp.Expr]] = {
+    "interp": interp,
+    **{cls.__name__: cls for cls in OPAQUE},
+}
+SYMPY_IMPL: dict[str, Callable[..., sp.Expr]] = {
+    **elementwise_table(_sympy_rule, lambda v: rational(v), _OPAQUE_RULES),
+    **{name: _constant(op) for name, op in OPS.items() if op.kind is Kind.CONSTANT},
+}
+HERO_SYMPY_IMPL: dict[str, Callable[..., sp.Expr]] = hero_table(SYMPY_IMPL, lambda v: rational(v))
+
+
+def impl_table(semantics: Semantics) -> dict[str, Callable[..., sp.Expr]]:
+    return {**SYMPY_IMPL, **HERO_SYMPY_IMPL} if semantics == "hero" else SYMPY_IMPL
 
 
 def input_symbols(program: Program, bind_hypers: bool = True) -> dict[str, sp.Expr]:
@@ -189,20 +160,29 @@ def translate(
     inputs: dict[str, sp.Expr] | None = None,
     bind_hypers: bool = True,
     overrides: dict[str, Callable[..., sp.Expr]] | None = None,
+    *,
+    table: dict[str, Callable[..., sp.Expr]] | None = None,
+    observe: Callable[[Stmt, list[sp.Expr]], None] | None = None,
+    scalar_clips: bool = True,
 ) -> SymbolicStep:
-    """Translate one step; ``inputs`` may replace input symbols (e.g. states by expressions).
+    """Translate one step: the one IR -> SymPy translator (folding and the proofs use it too).
 
-    ``overrides`` replaces rules of the op table (e.g. a cheaper ``maximum``).
+    ``inputs`` may replace input symbols (e.g. states by expressions); ``table`` replaces the op
+    table of ``semantics`` (folding's keeps some functions opaque) and ``overrides`` some of its
+    rules (e.g. a cheaper ``maximum``); ``observe`` sees every statement with its translated
+    arguments; ``scalar_clips`` translates ``clip`` of a scalar as :class:`clip_scalar`.
     """
-    table = {**impl_table(semantics), **(overrides or {})}
+    table = {**(table or impl_table(semantics)), **(overrides or {})}
     symbols = input_symbols(program, bind_hypers)
     if inputs:
         symbols.update(inputs)
 
-    scalar_clips = _scalar_clips(program)
+    clips = _scalar_clips(program) if scalar_clips else frozenset()
 
     def apply(s: Stmt, args: list[sp.Expr]) -> sp.Expr:
-        if s.target in scalar_clips:
+        if observe is not None:
+            observe(s, args)
+        if s.target in clips:
             return clip_scalar(*args)
         return table[s.op](*args)
 
