@@ -283,6 +283,7 @@ _OPS: list[Op] = [
     _same("sign", foreach=True, algebraic=True),
     _unary("reciprocal", None, "reciprocal", foreach=True, formula="1 / x", algebraic=True),
     _unary("negative", "negative", "neg", foreach=True, formula="0 - x", algebraic=True),
+    _unary("sigmoid", None, "sigmoid", foreach=True, mpmath="sigmoid", formula="1 / (1 + exp(-x))"),
 ]
 
 

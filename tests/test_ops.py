@@ -50,7 +50,7 @@ from simplifier.passes.lower import Lower
 # The functions of LANGUAGE.md ("Functions"), by the names the op table uses.
 SPEC_UNARY = (
     "abs cos sin tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh exp exp2 exp10 "
-    "expm1 log log10 log2 log1p square sqrt cube cbrt sign reciprocal negative"
+    "expm1 log log10 log2 log1p square sqrt cube cbrt sign reciprocal negative sigmoid"
 ).split()
 SPEC_OPS = {
     *SPEC_UNARY,
