@@ -25,7 +25,8 @@ SAFE_UNARY = ("abs", "sign", "square", "tanh", "arctan", "sin", "cos", "negative
 ALL_UNARY = tuple(name for name, op in OPS.items() if op.kind is Kind.UNARY)
 SAFE_BINARY = ("add", "sub", "mul", "maximum", "minimum")
 ALL_BINARY = (*SAFE_BINARY, "div", "power")
-REDUCTIONS = ("norm", "global_norm", "dot", "cosine_sim")
+REDUCTIONS = tuple(name for name, op in OPS.items() if op.kind is Kind.REDUCTION)
+CONSTANT_OPS = tuple(name for name, op in OPS.items() if op.kind is Kind.CONSTANT)
 _INFIX = {name: op.infix for name, op in OPS.items() if op.infix}
 _CONSTANTS = ("0.9", "0.999", "0.1", "2", "0.5", "1e-8", "3", ".25", "1.5", "0.0002")
 _TEMPS = ("a", "b", "c", "d", "u", "x", "y", "update", "tmp", "β")
@@ -72,6 +73,7 @@ class Profile:
     reductions: bool = True
     clip: bool = True
     max_depth: int = 2
+    constant_ops: bool = False  # leaves may be get_pi(), get_e(), get_eps()
 
 
 SAFE = Profile(unary=SAFE_UNARY, binary=SAFE_BINARY, reductions=True, clip=True)
@@ -95,6 +97,8 @@ def generate(c: Chooser, statements: int, profile: Profile = Profile()) -> str:
 
     def leaf(kind: str | None) -> tuple[str, str]:
         if kind != "T" and c.integer(0, 3) == 0:
+            if profile.constant_ops and c.integer(0, 2) == 0:
+                return f"{c.choice(CONSTANT_OPS)}()", "S"
             return c.choice(_CONSTANTS), "S"
         pool = names(kind)
         name = c.choice(pool)
