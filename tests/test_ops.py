@@ -314,7 +314,7 @@ def test_the_protection_constant_is_declared_once() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             eps = isinstance(node, ast.Constant) and node.value == 1e-8
             if eps or (isinstance(node, ast.BinOp) and ast.unparse(node) == "10 ** 8"):
-                found.append(f"{path.relative_to(root)}:{getattr(node, "lineno", 0)}")
+                found.append(f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}")
     assert not found, found
     assert EPS == float(EPS_EXACT) == 1e-8
 

@@ -30,9 +30,10 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -248,25 +249,63 @@ def step_batched(
 
 
 # -- the training loop ----------------------------------------------------------------------------
-class _Cache:
-    """Datasets and initial weights are deterministic: build each once per process."""
+class TaskCache:
+    """A task's datasets (per device and dtype) and initial weights (per seed): deterministic,
+    so each is built once by its owner, the task (:func:`task_cache`). Bounded: the oldest entry
+    goes when a table is full."""
 
-    data: ClassVar[dict[tuple[str, str, torch.dtype], Data]] = {}
-    init: ClassVar[dict[tuple[str, int], Tensor]] = {}
+    def __init__(self, task: Task, max_data: int = 4, max_init: int = 256) -> None:
+        self.task = task
+        self.max_data, self.max_init = max_data, max_init
+        self.data: dict[tuple[str, torch.dtype], Data] = {}
+        self.init: dict[int, Tensor] = {}
 
-    @classmethod
-    def get_data(cls, task: Task, device: torch.device, dtype: torch.dtype) -> Data:
-        key = (task.name, str(device), dtype)
-        if key not in cls.data:
-            cls.data[key] = task.data(device, dtype)
-        return cls.data[key]
+    def get_data(self, device: torch.device, dtype: torch.dtype) -> Data:
+        key = (str(device), dtype)
+        if key not in self.data:
+            _bound(self.data, self.max_data)
+            self.data[key] = self.task.data(device, dtype)
+        return self.data[key]
 
-    @classmethod
-    def get_init(cls, task: Task, seed: int) -> Tensor:
-        key = (task.name, seed)
-        if key not in cls.init:
-            cls.init[key] = task.init(seed)
-        return cls.init[key]
+    def get_init(self, seed: int) -> Tensor:
+        if seed not in self.init:
+            _bound(self.init, self.max_init)
+            self.init[seed] = self.task.init(seed)
+        return self.init[seed]
+
+
+def _bound(table: dict[Any, Any], size: int) -> None:
+    while len(table) >= size:
+        del table[next(iter(table))]
+
+
+def task_cache(task: Task) -> TaskCache:
+    """The task's own cache (made on first use, kept on the task object)."""
+    found: TaskCache | None = task.__dict__.get("_engine_cache")
+    if found is None:
+        found = task.__dict__["_engine_cache"] = TaskCache(task)
+    return found
+
+
+@contextmanager
+def cpu_settings(threads: int | None, flush_denormal: bool) -> Iterator[None]:
+    """torch's intra-op thread count and this thread's denormal flushing, set for the block and
+    restored after it (the thread count is process-wide: other threads see it meanwhile)."""
+    saved_threads, saved_flush = torch.get_num_threads(), flushes_denormals()
+    torch.set_flush_denormal(flush_denormal)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(saved_flush)
+        torch.set_num_threads(saved_threads)
+
+
+def flushes_denormals() -> bool:
+    """Whether this thread flushes denormals to zero (torch has no getter: probe it)."""
+    tiny = torch.full((1,), 1e-39, dtype=torch.float32)  # a float32 subnormal
+    return bool((tiny * 1.0).item() == 0.0)
 
 
 def batch_indices(task: Task, seed: int, steps: int, n_train: int) -> Tensor:
@@ -313,17 +352,10 @@ def train(
     # The flush applies to the calling thread only, so the CPU path also runs single-threaded
     # (``cpu_threads``): with intra-op threads the workers kept subnormals and a step could take
     # 20x longer; the replicas' tensors are small, so threads gain little anyway.
-    threads = torch.get_num_threads()
-    torch.set_flush_denormal(True)
-    if cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    try:
+    with cpu_settings(cpu_threads, flush_denormal=True):
         return _train(
             programs, replicas, task, budget, dev, dtype, state_dtype, semantics, progress
         )
-    finally:
-        torch.set_flush_denormal(False)
-        torch.set_num_threads(threads)
 
 
 def _train(
@@ -341,14 +373,15 @@ def _train(
     order = sorted(range(len(replicas)), key=lambda i: replicas[i].program)
     reps = [replicas[i] for i in order]
     groups = _groups(reps)
-    data = _Cache.get_data(task, device, dtype)
+    cache = task_cache(task)
+    data = cache.get_data(device, dtype)
     seeds = sorted({r.seed for r in reps})
     seed_row = {s: i for i, s in enumerate(seeds)}
     rows = torch.tensor([seed_row[r.seed] for r in reps], device=device)
     n_train = data.train_x.shape[0]
     batches = torch.stack([batch_indices(task, s, budget.steps, n_train) for s in seeds])
     batches = batches.to(device)
-    w = torch.stack([_Cache.get_init(task, r.seed) for r in reps])
+    w = torch.stack([cache.get_init(r.seed) for r in reps])
     w = w.to(device=device, dtype=state_dtype)
     mult = torch.tensor([r.multiplier for r in reps], dtype=state_dtype, device=device)
     mult = mult.unsqueeze(1)

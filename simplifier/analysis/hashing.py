@@ -26,9 +26,10 @@ Hypers are hashed by value and role (a program with ``beta=0.9`` equals the same
 another hyper name, but not the one with a literal ``0.9``); a hyper without a value is hashed
 by its name.
 
-The digest of every sub-expression is cached across calls (a bounded table keyed by the op and
-the children's digests): a search produces programs that share most of their statements, so
-most sub-expressions are hashed once per stream, not once per program.
+The digest of every sub-expression can be cached across calls (a :class:`DigestCache`, a bounded
+table keyed by the op and the children's digests, owned by the caller): a search produces
+programs that share most of their statements, so with one cache for its stream most
+sub-expressions are hashed once per stream, not once per program.
 
 >>> from simplifier.parse import parse
 >>> a = parse("def f(w, g, m, lr):\\n  m = interp(g, m, .9)\\n  return sign(m) * lr, m\\n")
@@ -81,40 +82,10 @@ HASH_RULES: dict[str, Rule] = {
 _COMMUTATIVE = frozenset(name for name, rule in HASH_RULES.items() if rule is Rule.COMMUTATIVE)
 _TAGS: dict[str, bytes] = {name: b"op:" + name.encode() for name in OPS}
 
-# The caches of digests, shared by every call in the process. They are deterministic (a digest
-# is a pure function of its key) and are cleared when they grow past _MEMO_LIMIT entries.
-_MEMO: dict[tuple[object, ...], Digest] = {}  # (op, *argument digests) -> digest
-_CONST_MEMO: dict[object, Digest] = {}  # constant text or exact value -> digest
-_INPUT_MEMO: dict[object, Digest] = {}  # a hyper's value (or name, if it has none) -> digest
-_MEMO_LIMIT = 1 << 20
-
 
 def const_digest(value: Fraction) -> Digest:
     """The digest of an exact constant (any spelling of the same number gives the same one)."""
     return _digest(b"const", str(value.numerator).encode(), str(value.denominator).encode())
-
-
-def _const(c: Const) -> Digest:
-    # Keyed by the source text when there is one: str hashes are cached, Fraction's are not.
-    key: object = c.text or c.value
-    d = _CONST_MEMO.get(key)
-    if d is None:
-        if len(_CONST_MEMO) > _MEMO_LIMIT:
-            _CONST_MEMO.clear()
-        d = _CONST_MEMO[key] = const_digest(c.value)
-    return d
-
-
-def _node(key: tuple[object, ...]) -> Digest:
-    """The digest of ``(op, *argument digests)`` (arguments already in canonical order)."""
-    if len(_MEMO) > _MEMO_LIMIT:
-        _MEMO.clear()
-    op = key[0]
-    assert isinstance(op, str)
-    value = CONSTANT_VALUES.get(op)
-    d = const_digest(value) if value is not None else _digest(_TAGS[op], *key[1:])  # type: ignore[arg-type]
-    _MEMO[key] = d
-    return d
 
 
 _STATE0 = _digest(b"state")
@@ -126,35 +97,91 @@ _ROLE_DIGESTS: dict[str, Digest] = {
 }
 
 
-def _input(p: Param) -> Digest:
-    """Inputs are identified by role; hypers by value (by name only when they have none)."""
-    # Keys avoid Enum and Fraction hashing (both run Python code): role values are str,
-    # and a constant's source text determines its value when it has one.
-    role = p.role._value_
-    if role != "hyper":
-        return _ROLE_DIGESTS[role]
-    c = p.default
-    key: object = (c.text or c.value) if c is not None else ("free", p.name)
-    d = _INPUT_MEMO.get(key)
-    if d is None:
-        if len(_INPUT_MEMO) > _MEMO_LIMIT:
-            _INPUT_MEMO.clear()
-        d = (
-            _digest(b"hyper", const_digest(c.value))
-            if c is not None
-            else _digest(b"free-hyper", p.name.encode())
-        )
-        _INPUT_MEMO[key] = d
-    return d
+class DigestCache:
+    """The digests of sub-expressions, constants and hypers, kept by their owner across calls.
+
+    A digest is a pure function of its key, so a cache can be shared by any calls (a search
+    keeps one for its stream: its programs share most of their statements). Each table is
+    cleared when it grows past ``limit`` entries.
+    """
+
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self.limit = limit
+        self.nodes: dict[tuple[object, ...], Digest] = {}  # (op, *argument digests) -> digest
+        self.consts: dict[object, Digest] = {}  # constant text or exact value -> digest
+        self.inputs: dict[object, Digest] = {}  # a hyper's value (or name) -> digest
+
+    def clear(self) -> None:
+        self.nodes.clear()
+        self.consts.clear()
+        self.inputs.clear()
+
+    def const(self, c: Const) -> Digest:
+        # Keyed by the source text when there is one: str hashes are cached, Fraction's are not.
+        key: object = c.text or c.value
+        d = self.consts.get(key)
+        if d is None:
+            if len(self.consts) > self.limit:
+                self.consts.clear()
+            d = self.consts[key] = const_digest(c.value)
+        return d
+
+    def node(self, key: tuple[object, ...]) -> Digest:
+        """The digest of ``(op, *argument digests)`` (arguments already in canonical order)."""
+        if len(self.nodes) > self.limit:
+            self.nodes.clear()
+        op = key[0]
+        assert isinstance(op, str)
+        value = CONSTANT_VALUES.get(op)
+        d = const_digest(value) if value is not None else _digest(_TAGS[op], *key[1:])  # type: ignore[arg-type]
+        self.nodes[key] = d
+        return d
+
+    def input(self, p: Param) -> Digest:
+        """Inputs are identified by role; hypers by value (by name only when they have none)."""
+        # Keys avoid Enum and Fraction hashing (both run Python code): role values are str,
+        # and a constant's source text determines its value when it has one.
+        role = p.role._value_
+        if role != "hyper":
+            return _ROLE_DIGESTS[role]
+        c = p.default
+        key: object = (c.text or c.value) if c is not None else ("free", p.name)
+        d = self.inputs.get(key)
+        if d is None:
+            if len(self.inputs) > self.limit:
+                self.inputs.clear()
+            d = (
+                _digest(b"hyper", const_digest(c.value))
+                if c is not None
+                else _digest(b"free-hyper", p.name.encode())
+            )
+            self.inputs[key] = d
+        return d
+
+    def statements(self, stmts: list[Stmt], keys: dict[str, Digest]) -> None:
+        """Digest every statement in order, reading and writing ``keys`` (the hot loop)."""
+        memo, const, node, commutative = self.nodes, self.const, self.node, _COMMUTATIVE
+        for s in stmts:
+            args = [keys[a.name] if a.__class__ is Ref else const(a) for a in s.args]  # type: ignore[arg-type]
+            op = s.op
+            if op in commutative:
+                args.sort()
+            key = (op, *args)
+            d = memo.get(key)
+            keys[s.target] = d if d is not None else node(key)
 
 
 def structural_hash(
-    program: Program, *, live: tuple[set[str], tuple[str, ...]] | None = None
+    program: Program,
+    *,
+    live: tuple[set[str], tuple[str, ...]] | None = None,
+    cache: DigestCache | None = None,
 ) -> str:
     """The structural hash of a program, as 32 hex digits (see the module docstring).
 
     ``live`` is :func:`~simplifier.analysis.liveness.live_values` of the program, when the
-    caller has it already.
+    caller has it already; ``cache`` a :class:`DigestCache` to share with other calls (by
+    default each call has its own).
 
     >>> from simplifier.parse import parse
     >>> h = structural_hash(parse("def f(w, g, lr):\\n  return g * lr\\n"))
@@ -162,18 +189,19 @@ def structural_hash(
     True
     """
     used, live_states = live if live is not None else live_values(program)
+    digests = cache if cache is not None else DigestCache()
     keys: dict[str, Digest] = {}
     for p in program.params:
         if p.role is not Role.STATE:
-            keys[p.name] = _input(p)
+            keys[p.name] = digests.input(p)
     for name in live_states:
         keys[name] = _STATE0
     stmts = [s for s in program.body if s.target in used]
-    _hash_statements(stmts, keys)
+    digests.statements(stmts, keys)
     outputs = program.outputs
 
     def read(a: Atom) -> Digest:
-        return keys[a.name] if a.__class__ is Ref else _const(a)  # type: ignore[arg-type]
+        return keys[a.name] if a.__class__ is Ref else digests.const(a)  # type: ignore[arg-type]
 
     if not live_states:
         return _digest(b"program", read(outputs[0])).hex()
@@ -198,17 +226,4 @@ def structural_hash(
             return _digest(b"program", read(outputs[0]), *sorted(set(new.values()))).hex()
         labels, classes = new, n
         keys.update(labels)
-        _hash_statements(todo, keys)
-
-
-def _hash_statements(stmts: list[Stmt], keys: dict[str, Digest]) -> None:
-    """Digest every statement in order, reading and writing ``keys`` (the hot loop)."""
-    memo, const, node, commutative = _MEMO, _const, _node, _COMMUTATIVE
-    for s in stmts:
-        args = [keys[a.name] if a.__class__ is Ref else const(a) for a in s.args]  # type: ignore[arg-type]
-        op = s.op
-        if op in commutative:
-            args.sort()
-        key = (op, *args)
-        d = memo.get(key)
-        keys[s.target] = d if d is not None else node(key)
+        digests.statements(todo, keys)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from simplifier.analysis.fingerprint import fingerprint
-from simplifier.analysis.hashing import structural_hash
+from simplifier.analysis.hashing import DigestCache, structural_hash
 from simplifier.analysis.types import infer_types
 from simplifier.cli.common import add_json_option, add_program_options, load, print_json
 from simplifier.errors import ProgramError
@@ -44,13 +44,14 @@ def _paths(items: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     rows = []
     failed = False
+    cache = DigestCache()  # the files of a folder share most sub-expressions
     for path in _paths(args.files):
         try:
             program = load(path, args)
             infer_types(program)  # reject ill-typed programs with their error
             row = {
                 "path": path,
-                "hash": structural_hash(program),
+                "hash": structural_hash(program, cache=cache),
                 "fingerprint": fingerprint(program, semantics=args.semantics),
             }
         except ProgramError as e:

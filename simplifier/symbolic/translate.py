@@ -16,11 +16,10 @@ g/5 + 9*m/5
 
 from __future__ import annotations
 
+import ctypes
 import operator
-import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import cast
@@ -214,26 +213,70 @@ class SymbolicTimeout(Exception):
     """A SymPy call ran past its time budget."""
 
 
-@contextmanager
-def time_budget(seconds: float) -> Iterator[None]:
-    """Raise SymbolicTimeout if the block runs longer than ``seconds`` (main thread, POSIX).
+class time_budget:
+    """Raise :class:`SymbolicTimeout` in the block if it runs longer than ``seconds``.
 
-    Elsewhere (other threads, no SIGALRM) the block runs unbounded: SymPy cannot be interrupted
-    from outside its thread.
+    Works in any thread (thread pools and distributed workers run analyses off the main thread)
+    and uses no signal: a timer thread raises the exception asynchronously in the block's thread
+    (``PyThreadState_SetAsyncExc``), which takes effect at the next Python bytecode, as a signal
+    handler would; a call into C code finishes first. If the block swallows the exception (a
+    broad ``except`` inside SymPy), it is raised again every :attr:`RETRY` seconds until the
+    block ends. Budgets nest.
+
+    >>> import time
+    >>> try:
+    ...     with time_budget(0.05):
+    ...         while True:
+    ...             pass
+    ... except SymbolicTimeout as e:
+    ...     print(e)
+    SymPy call exceeded 0.05 s
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield
-        return
 
-    def _raise(signum: int, frame: object) -> None:
-        raise SymbolicTimeout(f"SymPy call exceeded {seconds:g} s")
+    RETRY = 0.25
 
-    previous = signal.signal(signal.SIGALRM, _raise)
-    old_timer = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if old_timer[0] > 0:
-            signal.setitimer(signal.ITIMER_REAL, old_timer[0])
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._done = False
+        self._fired = False
+        self._thread = 0
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> time_budget:
+        self._thread = threading.get_ident()
+        self._schedule(self.seconds)
+        return self
+
+    def _schedule(self, delay: float) -> None:
+        self._timer = threading.Timer(delay, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._fired = True
+            _async_raise(self._thread, _Expired)
+            self._schedule(self.RETRY)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        with self._lock:
+            self._done = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._fired:  # a raise not delivered yet (the first, or a retry): withdraw it
+                _async_raise(self._thread, None)
+        if exc_type is not None and issubclass(exc_type, _Expired):
+            raise SymbolicTimeout(f"SymPy call exceeded {self.seconds:g} s") from None
+
+
+class _Expired(SymbolicTimeout):
+    """What the timer raises in the block's thread (an exception class, without a message)."""
+
+
+def _async_raise(thread: int, exc: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), ctypes.py_object(exc) if exc is not None else None
+    )
