@@ -81,93 +81,110 @@ SAFE = Profile(unary=SAFE_UNARY, binary=SAFE_BINARY, reductions=True, clip=True)
 
 def generate(c: Chooser, statements: int, profile: Profile = Profile()) -> str:
     """A random valid program text with about ``statements`` statements."""
-    n_states = c.integer(0, 3)
-    states = ["m", "v", "s"][:n_states]
-    use_step = c.integer(0, 3) == 0
-    hypers = ["beta", "eps"][: c.integer(0, 2)]
-    params = ["w", "g", *states, "lr", *(["step"] if use_step else [])]
-    params += [f"{h}={c.choice(('0.9', '0.5', '1e-8'))}" for h in hypers]
-    types: dict[str, str] = {"w": "T", "g": "T", "lr": "S", **dict.fromkeys(states, "T")}
-    types.update(dict.fromkeys(hypers, "S"))
-    if use_step:
-        types["step"] = "S"
+    return _Generator(c, profile).program(statements)
 
-    def names(kind: str | None = None) -> list[str]:
-        return [n for n, t in types.items() if kind is None or t == kind]
 
-    def leaf(kind: str | None) -> tuple[str, str]:
-        if kind != "T" and c.integer(0, 3) == 0:
-            if profile.constant_ops and c.integer(0, 2) == 0:
-                return f"{c.choice(CONSTANT_OPS)}()", "S"
-            return c.choice(_CONSTANTS), "S"
-        pool = names(kind)
-        name = c.choice(pool)
-        return name, types[name]
+_BINARY_FORMS = ("binary", "interp")
 
-    def expr(depth: int, kind: str | None = None) -> tuple[str, str]:
-        """An expression and its type ('T' tensor, 'S' scalar); ``kind`` forces the type."""
-        if depth <= 0 or c.integer(0, 2) == 0:
-            return leaf(kind)
-        forms = ["unary", "binary", "binary", "interp"]
-        if profile.reductions and kind != "T":
-            forms.append("reduction")
-        if profile.clip and kind != "S":
-            forms.append("clip")
-        form = c.choice(forms)
-        if form == "unary":
-            x, t = expr(depth - 1, kind)
-            return f"{c.choice(profile.unary)}({x})", t
-        if form == "binary":
-            op = c.choice(profile.binary)
-            x, tx = expr(depth - 1, kind)
-            y, ty = expr(depth - 1, None if kind != "S" else "S")
-            if kind == "T" and "T" not in (tx, ty):
-                y, ty = leaf("T")
-            t = "T" if "T" in (tx, ty) else "S"
-            if op in _INFIX:
-                return f"({x} {_INFIX[op]} {y})", t
-            return f"{op}({x}, {y})", t
-        if form == "interp":
-            x, tx = expr(depth - 1, kind)
-            y, ty = expr(depth - 1, None if kind != "S" else "S")
-            if kind == "T" and "T" not in (tx, ty):
-                y, ty = leaf("T")
-            a, _ = expr(depth - 1, "S")
-            return f"interp({x}, {y}, {a})", "T" if "T" in (tx, ty) else "S"
-        if form == "reduction":
-            op = c.choice(REDUCTIONS)
-            args = [expr(depth - 1, "T")[0] for _ in range(OPS[op].arity)]
-            return f"{op}({', '.join(args)})", "S"
-        x, _ = expr(depth - 1, "T")
-        s, _ = expr(depth - 1, "S")
-        return f"clip({x}, {s})", "T"
 
-    body = []
-    for _ in range(statements):
+class _Generator:
+    """One program's draws: its parameters, then statements over the values defined so far
+    (``types``: each name's type, 'T' tensor or 'S' scalar)."""
+
+    def __init__(self, c: Chooser, profile: Profile) -> None:
+        self.c, self.profile = c, profile
+        n_states = c.integer(0, 3)
+        self.states = ["m", "v", "s"][:n_states]
+        use_step = c.integer(0, 3) == 0
+        hypers = ["beta", "eps"][: c.integer(0, 2)]
+        self.params = ["w", "g", *self.states, "lr", *(["step"] if use_step else [])]
+        self.params += [f"{h}={c.choice(('0.9', '0.5', '1e-8'))}" for h in hypers]
+        self.types: dict[str, str] = {
+            "w": "T",
+            "g": "T",
+            "lr": "S",
+            **dict.fromkeys(self.states, "T"),
+        }
+        self.types.update(dict.fromkeys(hypers, "S"))
+        if use_step:
+            self.types["step"] = "S"
+
+    def program(self, statements: int) -> str:
+        body = [self.statement() for _ in range(statements)]
+        update, _ = self.expr(1, "T")
+        outs = [update] + [s if self.types[s] == "T" else "w" for s in self.states]
+        lines = [f"def train({', '.join(self.params)}):", *(f"  {b}" for b in body)]
+        lines.append(f"  return {', '.join(outs)}")
+        return "\n".join(lines) + "\n"
+
+    def statement(self) -> str:
+        c, types = self.c, self.types
         target = (
-            c.choice([*states, *_TEMPS[: c.integer(1, len(_TEMPS))]]) if c.integer(0, 4) else "g"
+            c.choice([*self.states, *_TEMPS[: c.integer(1, len(_TEMPS))]])
+            if c.integer(0, 4)
+            else "g"
         )
-        kind = "T" if target in states or target == "g" else None
-        text, t = expr(c.integer(1, profile.max_depth), kind)
+        kind = "T" if target in self.states or target == "g" else None
+        text, t = self.expr(c.integer(1, self.profile.max_depth), kind)
         if text in types or text in _CONSTANTS:  # a bare name or number is a copy, not a statement
-            text = f"{c.choice(profile.unary)}({text})"
+            text = f"{c.choice(self.profile.unary)}({text})"
         if c.integer(0, 6) == 0 and target in types:
             op = c.choice(("+", "-", "*"))
             if types[target] == "S" and t == "T":
                 target = c.choice(_TEMPS)
-                body.append(f"{target} = {text}")
                 types[target] = t
-                continue
-            body.append(f"{target} {op}= {text}")
+                return f"{target} = {text}"
             types[target] = "T" if "T" in (types[target], t) else "S"
-            continue
-        body.append(f"{target} = {text}")
+            return f"{target} {op}= {text}"
         types[target] = t
-    update, _ = expr(1, "T")
-    outs = [update] + [s if types[s] == "T" else "w" for s in states]
-    lines = [f"def train({', '.join(params)}):", *(f"  {b}" for b in body)]
-    lines.append(f"  return {', '.join(outs)}")
-    return "\n".join(lines) + "\n"
+        return f"{target} = {text}"
+
+    def leaf(self, kind: str | None) -> tuple[str, str]:
+        c = self.c
+        if kind != "T" and c.integer(0, 3) == 0:
+            if self.profile.constant_ops and c.integer(0, 2) == 0:
+                return f"{c.choice(CONSTANT_OPS)}()", "S"
+            return c.choice(_CONSTANTS), "S"
+        name = c.choice([n for n, t in self.types.items() if kind is None or t == kind])
+        return name, self.types[name]
+
+    def expr(self, depth: int, kind: str | None = None) -> tuple[str, str]:
+        """An expression and its type ('T' tensor, 'S' scalar); ``kind`` forces the type."""
+        if depth <= 0 or self.c.integer(0, 2) == 0:
+            return self.leaf(kind)
+        forms = ["unary", "binary", "binary", "interp"]
+        if self.profile.reductions and kind != "T":
+            forms.append("reduction")
+        if self.profile.clip and kind != "S":
+            forms.append("clip")
+        form = self.c.choice(forms)
+        if form in _BINARY_FORMS:
+            return self.mix(form, depth, kind)
+        if form == "unary":
+            x, t = self.expr(depth - 1, kind)
+            return f"{self.c.choice(self.profile.unary)}({x})", t
+        if form == "reduction":
+            op = self.c.choice(REDUCTIONS)
+            args = [self.expr(depth - 1, "T")[0] for _ in range(OPS[op].arity)]
+            return f"{op}({', '.join(args)})", "S"
+        x, _ = self.expr(depth - 1, "T")
+        s, _ = self.expr(depth - 1, "S")
+        return f"clip({x}, {s})", "T"
+
+    def mix(self, form: str, depth: int, kind: str | None) -> tuple[str, str]:
+        """A binary op or an interp of two expressions (a tensor among them if ``kind`` is T)."""
+        op = self.c.choice(self.profile.binary) if form == "binary" else "interp"
+        x, tx = self.expr(depth - 1, kind)
+        y, ty = self.expr(depth - 1, None if kind != "S" else "S")
+        if kind == "T" and "T" not in (tx, ty):
+            y, ty = self.leaf("T")
+        t = "T" if "T" in (tx, ty) else "S"
+        if form == "interp":
+            a, _ = self.expr(depth - 1, "S")
+            return f"interp({x}, {y}, {a})", t
+        if op in _INFIX:
+            return f"({x} {_INFIX[op]} {y})", t
+        return f"{op}({x}, {y})", t
 
 
 def random_program(rng: random.Random, statements: int = 10, profile: Profile = Profile()) -> str:

@@ -371,75 +371,113 @@ def _train(
 ) -> Result:
     start = time.perf_counter()
     order = sorted(range(len(replicas)), key=lambda i: replicas[i].program)
-    reps = [replicas[i] for i in order]
-    groups = _groups(reps)
-    cache = task_cache(task)
-    data = cache.get_data(device, dtype)
-    seeds = sorted({r.seed for r in reps})
-    seed_row = {s: i for i, s in enumerate(seeds)}
-    rows = torch.tensor([seed_row[r.seed] for r in reps], device=device)
-    n_train = data.train_x.shape[0]
-    batches = torch.stack([batch_indices(task, s, budget.steps, n_train) for s in seeds])
-    batches = batches.to(device)
-    w = torch.stack([cache.get_init(r.seed) for r in reps])
-    w = w.to(device=device, dtype=state_dtype)
-    mult = torch.tensor([r.multiplier for r in reps], dtype=state_dtype, device=device)
-    mult = mult.unsqueeze(1)
-    states = [{n: torch.zeros_like(w[a:b]) for n in programs[k].states} for k, a, b in groups]
-    rules = BatchedRules(task.segments)
-    prepared = [prepare(p, semantics) for p in programs]
-    scalars = Scalars()
-    failed = torch.zeros(len(reps), dtype=torch.bool, device=device)
-    failed_at = torch.full((len(reps),), -1, dtype=torch.long, device=device)
+    batch = _Batch(programs, [replicas[i] for i in order], task, budget, device, dtype, state_dtype)
+    batch.prepare(semantics)
     for t in range(budget.steps):
-        idx = batches[rows, t]  # (R, batch)
-        w_model = w.to(dtype).requires_grad_(True)
+        batch.step(t)
+        if progress is not None:
+            progress(t + 1, budget.steps)
+    val, failed, failed_at = batch.finish()
+    inverse = np.empty(len(order), dtype=int)
+    inverse[np.array(order)] = np.arange(len(order))
+    return Result(
+        val[inverse],
+        failed[inverse],
+        failed_at[inverse],
+        time.perf_counter() - start,
+        len(order) * budget.steps,
+    )
+
+
+class _Batch:
+    """The replicas of one training call, sorted by program: their weights ``(R, P)``, states,
+    batches and failure flags, advanced one step at a time."""
+
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        reps: Sequence[Replica],
+        task: Task,
+        budget: Budget,
+        device: torch.device,
+        dtype: torch.dtype,
+        state_dtype: torch.dtype,
+    ) -> None:
+        self.task, self.budget, self.dtype, self.state_dtype = task, budget, dtype, state_dtype
+        self.groups = _groups(reps)
+        cache = task_cache(task)
+        self.data = cache.get_data(device, dtype)
+        seeds = sorted({r.seed for r in reps})
+        seed_row = {s: i for i, s in enumerate(seeds)}
+        self.rows = torch.tensor([seed_row[r.seed] for r in reps], device=device)
+        n_train = self.data.train_x.shape[0]
+        batches = torch.stack([batch_indices(task, s, budget.steps, n_train) for s in seeds])
+        self.batches = batches.to(device)
+        w = torch.stack([cache.get_init(r.seed) for r in reps])
+        self.w = w.to(device=device, dtype=state_dtype)
+        mult = torch.tensor([r.multiplier for r in reps], dtype=state_dtype, device=device)
+        self.mult = mult.unsqueeze(1)
+        self.programs = programs
+        self.states = [
+            {n: torch.zeros_like(self.w[a:b]) for n in programs[k].states}
+            for k, a, b in self.groups
+        ]
+        self.rules = BatchedRules(task.segments)
+        self.prepared: list[Prepared] = []
+        self.scalars = Scalars()
+        self.failed = torch.zeros(len(reps), dtype=torch.bool, device=device)
+        self.failed_at = torch.full((len(reps),), -1, dtype=torch.long, device=device)
+
+    def prepare(self, semantics: Semantics) -> None:
+        self.prepared = [prepare(p, semantics) for p in self.programs]
+
+    def gradient(self, t: int) -> tuple[Tensor, Tensor]:
+        """Every replica's losses and gradient on its step-``t`` batch (the model in ``dtype``)."""
+        idx = self.batches[self.rows, t]  # (R, batch)
+        w_model = self.w.to(self.dtype).requires_grad_(True)
         with torch.enable_grad():
-            losses = task.loss(w_model, data.train_x[idx], data.train_y[idx])
+            losses = self.task.loss(w_model, self.data.train_x[idx], self.data.train_y[idx])
             (g,) = torch.autograd.grad(losses.sum(), w_model)
+        return losses.detach(), g
+
+    def step(self, t: int) -> None:
+        losses, g = self.gradient(t)
         with torch.no_grad():
-            g = g.to(state_dtype)
-            lr = budget.lr(t)
+            g = g.to(self.state_dtype)
+            lr = self.budget.lr(t)
             updates = []
-            for (k, a, b), st in zip(groups, states, strict=True):
+            for (k, a, b), st in zip(self.groups, self.states, strict=True):
                 upd, new = step_batched(
-                    prepared[k],
-                    w[a:b],
+                    self.prepared[k],
+                    self.w[a:b],
                     g[a:b],
                     st,
                     lr,
                     t + 1,
-                    rule=rules,
-                    scalars=scalars,
+                    rule=self.rules,
+                    scalars=self.scalars,
                 )
                 updates.append(upd)
                 st.update(new)
-            w = w - mult * torch.cat(updates)
+            self.w = self.w - self.mult * torch.cat(updates)
             # One pass over the weights: a row's sum is not finite iff the row is not (or it is
             # beyond 1e308, diverged too). No host sync (it would stall a GPU), no reset: a
             # failed row goes on computing NaNs that nothing carries to another row.
-            ok = torch.isfinite(losses.detach()) & torch.isfinite(w.sum(dim=-1))
-            failed_at = torch.where(~ok & ~failed, t, failed_at)
-            failed |= ~ok
-        if progress is not None:
-            progress(t + 1, budget.steps)
-    with torch.no_grad():
-        val = task.val_loss(w.to(dtype), data).to(torch.float64)
-        failed |= ~torch.isfinite(val)
-        for (_, a, b), st in zip(groups, states, strict=True):
-            for v in st.values():
-                failed[a:b] |= ~torch.isfinite(v.sum(dim=-1))
-        val = torch.where(failed, math.inf, val)
-    inverse = np.empty(len(order), dtype=int)
-    inverse[np.array(order)] = np.arange(len(order))
-    seconds = time.perf_counter() - start
-    return Result(
-        val.cpu().numpy()[inverse],
-        failed.cpu().numpy()[inverse],
-        failed_at.cpu().numpy()[inverse],
-        seconds,
-        len(reps) * budget.steps,
-    )
+            ok = torch.isfinite(losses) & torch.isfinite(self.w.sum(dim=-1))
+            self.failed_at = torch.where(~ok & ~self.failed, t, self.failed_at)
+            self.failed |= ~ok
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validation losses (``inf`` where failed), failure flags and steps, in row order."""
+        failed = self.failed
+        with torch.no_grad():
+            val = self.task.val_loss(self.w.to(self.dtype), self.data).to(torch.float64)
+            failed |= ~torch.isfinite(val)
+            for (_, a, b), st in zip(self.groups, self.states, strict=True):
+                for v in st.values():
+                    failed[a:b] |= ~torch.isfinite(v.sum(dim=-1))
+            val = torch.where(failed, math.inf, val)
+        return val.cpu().numpy(), failed.cpu().numpy(), self.failed_at.cpu().numpy()
 
 
 def _groups(reps: Sequence[Replica]) -> list[tuple[int, int, int]]:

@@ -268,38 +268,13 @@ def lower(program: Program, semantics: Semantics = "math") -> Lowered:
     sig = extracted.signature
     # Lowered after hyper extraction, so that a protection's 1e-8 is not taken for an eps hyper.
     source, program = extracted.program, Lower(semantics).run(extracted.program)
-    ns = Namespace()
-    b = _Builder(ns)
-    env: dict[str, Arg] = {}
-    for p in program.params:
-        if p.role is Role.LR:
-            env[p.name] = b.input(_claim(ns, "lr"), VKind.NUMBER)
-        elif p.role is Role.STEP:
-            env[p.name] = b.input(_claim(ns, p.name), VKind.STEPNUM)
-        elif p.role is Role.HYPER:
-            env[p.name] = b.input(_claim(ns, p.name), VKind.NUMBER)
-        else:
-            env[p.name] = b.input(_claim(ns, p.name), VKind.TENSOR)
-    lr = "lr" if "lr" in b.kinds else b.input(_claim(ns, "lr"), VKind.NUMBER)
-
-    owners = _owners(program)
-    finals = {
-        a.name: s
-        for s, a in zip(program.states, program.outputs[1:], strict=True)
-        if isinstance(a, Ref) and a.name not in program.states
-    }
+    b = _Builder(Namespace())
+    env = _inputs(b, program)
+    lr = "lr" if "lr" in b.kinds else b.input(b.ns.name("lr"), VKind.NUMBER)
+    _body(b, program, env)
 
     def read(a: Const | Ref) -> Arg:
         return Lit(a.value) if isinstance(a, Const) else env[a.name]
-
-    for s in program.body:
-        if OPS[s.op].kind is Kind.CONSTANT:
-            env[s.target] = Lit(Fraction(CONSTANTS[s.op]))
-            continue
-        args = [read(a) for a in s.args]
-        if s.target in finals:  # a state's new value: name it so
-            s = replace(s, var=f"{finals[s.target]}_new")
-        env[s.target] = _lower_stmt(b, s, args, owners.get(s.target, "t"))
 
     update = read(program.outputs[0])
     if sig.lr_mode == "absent":  # scale by the group's lr (1.0 by default) so schedulers work
@@ -331,5 +306,33 @@ def lower(program: Program, semantics: Semantics = "math") -> Lowered:
     )
 
 
-def _claim(ns: Namespace, name: str) -> str:
-    return ns.name(name)
+_INPUT_KINDS = {Role.LR: VKind.NUMBER, Role.STEP: VKind.STEPNUM, Role.HYPER: VKind.NUMBER}
+
+
+def _inputs(b: _Builder, program: Program) -> dict[str, Arg]:
+    """A name and a kind for each parameter (lr is called ``lr``)."""
+    return {
+        p.name: b.input(
+            b.ns.name("lr" if p.role is Role.LR else p.name),
+            _INPUT_KINDS.get(p.role, VKind.TENSOR),
+        )
+        for p in program.params
+    }
+
+
+def _body(b: _Builder, program: Program, env: dict[str, Arg]) -> None:
+    """The instructions of the statements (``env`` gets each statement's value)."""
+    owners = _owners(program)
+    finals = {
+        a.name: s
+        for s, a in zip(program.states, program.outputs[1:], strict=True)
+        if isinstance(a, Ref) and a.name not in program.states
+    }
+    for s in program.body:
+        if OPS[s.op].kind is Kind.CONSTANT:
+            env[s.target] = Lit(Fraction(CONSTANTS[s.op]))
+            continue
+        args = [Lit(a.value) if isinstance(a, Const) else env[a.name] for a in s.args]
+        if s.target in finals:  # a state's new value: name it so
+            s = replace(s, var=f"{finals[s.target]}_new")
+        env[s.target] = _lower_stmt(b, s, args, owners.get(s.target, "t"))
