@@ -36,7 +36,7 @@ import pytest
 import torch
 from emit_support import Inputs as EmitInputs
 from emit_support import run_emitted, signature
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from simplifier.ablation.engine import step_batched
@@ -235,8 +235,9 @@ def engine(
     trace: Trace,
     grads: list[list[np.ndarray]],
     lrs: list[float],
-) -> list[list[np.ndarray]]:
-    """The batched engine on two identical replicas, fed the reference's weights each step."""
+) -> list[list[list[np.ndarray]]]:
+    """The batched engine on two identical replicas, fed the reference's weights each step: each
+    replica's updates (equal up to reassociation in batched kernels, not bit for bit)."""
 
     def rows(xs: Sequence[np.ndarray]) -> torch.Tensor:
         flat = torch.from_numpy(np.concatenate([np.ravel(x) for x in xs]))
@@ -255,11 +256,13 @@ def engine(
             semantics=semantics,
             segments=SIZES,
         )
-        torch.testing.assert_close(update[0], update[1], rtol=0, atol=0, equal_nan=True)
         out.append(
-            [p.reshape(s).numpy() for p, s in zip(update[0].split(SIZES), SHAPES, strict=True)]
+            [
+                [p.reshape(s).numpy() for p, s in zip(row.split(SIZES), SHAPES, strict=True)]
+                for row in update
+            ]
         )
-    return out
+    return [[step[r] for step in out] for r in range(2)]
 
 
 def fifty_digits(
@@ -346,7 +349,10 @@ def check(text: str, semantics: Semantics, seed: int, scale: str) -> bool:
         return False
     results: dict[str, float] = {
         "torch": worst(torch_reference(program, semantics, seed, scale), trace.updates),
-        "engine": worst(engine(program, semantics, trace, grads, lrs), trace.updates),
+        **{
+            f"engine replica {r}": worst(updates, trace.updates)
+            for r, updates in enumerate(engine(program, semantics, trace, grads, lrs))
+        },
         "50 digits": worst(
             fifty_digits(program, semantics, trace, grads, lrs), trace.updates, float64=False
         ),
@@ -365,6 +371,9 @@ def check(text: str, semantics: Semantics, seed: int, scale: str) -> bool:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     derandomize=True,
+    # No shrinking: each step of it runs every executor (and a torch.compile), minutes in all;
+    # a failure is reported as generated (at most 8 statements).
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 @given(
     text=programs(max_statements=8, profile=PROFILE),

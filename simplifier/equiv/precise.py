@@ -66,8 +66,8 @@ def _safe(f: Callable[..., Any]) -> Callable[..., Mpf]:
             return _nan()
         try:
             return _real(f(*xs))
-        except (ZeroDivisionError, ValueError, OverflowError):
-            return _nan()
+        except (ZeroDivisionError, ValueError, OverflowError, MemoryError):
+            return _nan()  # MemoryError: a number whose exponent alone does not fit
 
     return g
 
@@ -85,6 +85,10 @@ def _power(a: Mpf, b: Mpf) -> Mpf:
         return mpmath.mpf(1)  # NumPy: x ** 0 == 1, even for nan
     if a == 0 and b < 0:
         return mpmath.inf
+    if mpmath.isfinite(b) and abs(b) >= mpmath.mpf(2) ** mpmath.mp.prec and a != 0:
+        # An exponent this large is an even integer; mpmath's exact integer power would build
+        # an integer with about |b| bits.
+        return _safe(lambda x, y: mpmath.exp(y * mpmath.log(abs(x))))(a, b)
     return _safe(mpmath.power)(a, b)
 
 
