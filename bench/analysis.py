@@ -150,7 +150,9 @@ class Mutator:
         """A valid mutant of ``g`` whose length stays within [lo, hi]."""
         while True:
             n = len(g.body)
-            kinds: list[Callable[[Genome], Genome]] = [self.change]
+            kinds: list[Callable[[Genome], Genome]] = []
+            if any(args for _, _, args in g.body):  # something to change
+                kinds.append(self.change)
             if n < hi:
                 kinds.append(self.insert)
             if n > lo:
