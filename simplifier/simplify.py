@@ -315,13 +315,16 @@ def equivalence_text(verdict: Verdict | str | None) -> str:
     """The equivalence checker's verdict in one line: its name, conditions, counterexample."""
     if verdict is None or isinstance(verdict, str):
         return str(verdict)
-    text = verdict.verdict
+    text: str = verdict.verdict
     if verdict.conditions:
         text += " where " + " and ".join(verdict.conditions)
     example = verdict.counterexample
     if example is not None:
         diff = f", relative difference {example.relative_difference:.2g}"
         text += f" (at step {example.step}{diff})"
+    f64 = verdict.details.float64
+    if f64 is not None and not f64.agrees:
+        text += f" (over the reals; float64 trajectories disagree from step {f64.first_difference})"
     return text
 
 
@@ -329,15 +332,6 @@ def _equivalence_json(verdict: Verdict | str | None) -> Any:
     if verdict is None or isinstance(verdict, str):
         return verdict
     return verdict.as_json()
-
-
-def _equivalence(
-    before: Program, after: Program, semantics: Semantics, deadline: Deadline
-) -> Verdict:
-    """The equivalence checker's verdict (imported on first use: it loads SymPy and z3)."""
-    from simplifier.equiv.api import equivalent
-
-    return equivalent(before, after, semantics=semantics, deadline=deadline)
 
 
 def simplify(
@@ -400,12 +394,16 @@ def simplify(
     equivalence: Verdict | str | None = None
     parts: list[str] = []
     if check:
+        from simplifier.equiv.api import Undecided, equivalent  # loads SymPy and z3
+
         numeric = compare_numerically(reference, current, final_obligations, semantics, steps)
         if deadline.expired:
             equivalence = f"not checked: {deadline.text()}"
         else:
             try:
-                equivalence = _equivalence(reference, current, semantics, deadline)
+                equivalence = equivalent(reference, current, semantics, deadline=deadline)
+            except Undecided as e:
+                equivalence = f"not checked: stopped {e}"
             except Exception as e:  # the checker is another component: report, do not crash
                 equivalence = f"equivalence check failed: {type(e).__name__}: {e}"
         parts.append(f"equivalence: {equivalence_text(equivalence)}")

@@ -123,7 +123,9 @@ class _Driver:
         self.allowed = ALLOWED[allow]
         self.allow = allow
         self.typer = typer
-        self.printer = NodePrinter(name_of)
+        self.name_of = name_of
+        self.inherited: dict[int, str] = {}  # a named statement's rewritten value -> its name
+        self.printer = NodePrinter(lambda n: name_of(n) or self.inherited.get(id(n)))
         self.plain = NodePrinter()
         self.steps_left = limit
         self.deadline = deadline
@@ -142,8 +144,23 @@ class _Driver:
             same = all(a is b for a, b in zip(args, n.args, strict=True))  # not ==: deep
             current = n if same else Node.make(n.op, args, n.leaf)
             self.keep.append(n)
-            self.memo[id(n)] = self.settle(current, line_of.get(id(n)))
+            settled = self.settle(current, line_of.get(id(n)))
+            self.memo[id(n)] = settled
+            self.inherit(n, settled)
         return self.memo[id(root)]
+
+    def inherit(self, source: Node, settled: Node) -> None:
+        """The rewritten value of a named statement prints as that name in later log lines
+        (``sqrt(a * a) -> abs(a)``, not the expansion of ``a``): log texts stay as long as the
+        source's, and printing them stays linear."""
+        name = self.name_of(source)
+        if settled is source or name is None or self.name_of(settled) is not None:
+            return
+        if settled.op in ("input", "const"):
+            return
+        self.inherited[id(settled)] = name
+        self.keep.append(settled)
+        self.printer.memo.pop(id(settled), None)
 
     def settle(self, node: Node, line: int | None) -> Node:
         """Apply rules at ``node`` until none applies; new inner nodes are normalised too."""
