@@ -240,8 +240,15 @@ def format_number(value: Fraction) -> str:
     ('0.996991', '1e-08')
     >>> format_number(Fraction(2**100)), format_number(Fraction(-5, 10**40))
     ('1267650600228229401496703205376', '-5e-40')
+    >>> format_number(Fraction(3**40, 10**60))
+    '1.2157665459056928801e-41'
+    >>> format_number(Fraction(3**40 * 10**40))
+    '1.2157665459056928801e+59'
+
     """
     num, den = value.numerator, value.denominator
+    if num == 0:
+        return "0"
     twos = fives = 0
     while den % 2 == 0:
         den, twos = den // 2, twos + 1
@@ -254,14 +261,22 @@ def format_number(value: Fraction) -> str:
     if scale:
         digits = digits.rjust(scale + 1, "0")
         digits = digits[:-scale] + "." + digits[-scale:]
-    text = ("-" if num < 0 else "") + digits
+    sign = "-" if num < 0 else ""
+    text = sign + digits
     try:
         sci = repr(float(value))
     except OverflowError:
-        return text
+        sci = "inf"
     if len(sci) < len(text) and "n" not in sci and Fraction(Decimal(sci)) == value:
         return sci
-    return text
+    # More significant digits than a float keeps: scientific notation when that is shorter.
+    significant = str(abs(num) * 2 ** (scale - twos) * 5 ** (scale - fives))
+    mantissa = significant.rstrip("0")
+    exponent = len(significant) - 1 - scale
+    if len(mantissa) <= 17:
+        return text
+    exact = f"{sign}{mantissa[0]}.{mantissa[1:]}e{exponent:+03d}"
+    return exact if len(exact) < len(text) else text
 
 
 # -- DAG view ----------------------------------------------------------------------------------

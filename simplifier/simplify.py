@@ -47,7 +47,15 @@ import numpy as np
 
 from simplifier.ir import Node, Program, Ref, dag
 from simplifier.numeric import Semantics, step
-from simplifier.passes.base import NO_DEADLINE, Change, Deadline, Pass, Pipeline, Step
+from simplifier.passes.base import (
+    DEFAULT_TIME_LIMIT,
+    NO_DEADLINE,
+    Change,
+    Deadline,
+    Pass,
+    Pipeline,
+    Step,
+)
 from simplifier.passes.conditions import Obligation
 from simplifier.passes.dce import DeadCodeElimination
 from simplifier.passes.fold import SymbolicFold
@@ -69,9 +77,6 @@ __all__ = [
 
 
 # -- the pipeline ----------------------------------------------------------------------------------
-DEFAULT_TIME_LIMIT = 60.0  # seconds, for the whole of simplify(): passes and checks
-
-
 def default_pipeline(
     program: Program,
     semantics: Semantics = "math",
@@ -106,7 +111,7 @@ class NumericCheck:
     its inputs and the update) unless ``differs_at`` names the first step that did not.
     Comparison stops at ``conditions_fail_at``, the first step where a logged condition does
     not hold. Entries where the input's update is not finite (overflow) are not compared:
-    ``skipped`` counts them.
+    ``skipped`` counts them, ``entries`` counts the entries compared.
     """
 
     steps: int
@@ -116,10 +121,31 @@ class NumericCheck:
     differs_at: int | None = None
     conditions_fail_at: int | None = None
     skipped: int = 0
+    entries: int = 0
 
     @property
     def agree(self) -> bool:
         return self.differs_at is None
+
+    @property
+    def vacuous(self) -> bool:
+        """Nothing was compared (a condition failed at once, or every update was not finite)."""
+        return self.entries == 0
+
+    def unverified(self) -> list[str]:
+        """Why an agreeing check does not verify the result (empty when it does)."""
+        out = []
+        if self.conditions_fail_at is not None:
+            out.append(
+                f"a logged condition does not hold on the check's inputs "
+                f"(step {self.conditions_fail_at + 1})"
+            )
+        elif self.vacuous:
+            out.append(
+                f"the numeric check compared nothing (all {self.skipped} updated entries were "
+                "not finite)"
+            )
+        return out
 
     def text(self) -> str:
         if self.differs_at is not None:
@@ -130,6 +156,8 @@ class NumericCheck:
         held = ""
         if self.conditions_fail_at is not None:
             held = f"; a logged condition fails at step {self.conditions_fail_at + 1}: stopped"
+        elif self.vacuous:
+            held = "; no entry compared: every update was not finite"
         return (
             f"numeric check: updates agree over {self.compared} of {self.steps} random steps "
             f"(float64, max relative difference {self.max_error:.2g}){held}"
@@ -189,7 +217,7 @@ def compare_numerically(
         for o in obligations
         if o.error is not None
     ]
-    worst, skipped = 0.0, 0
+    worst, skipped, entries = 0.0, 0, 0
     for t in range(steps):
         grads = [rng.normal(size=s) for s in SHAPES]
         lr = float(rng.uniform(0.5, 1.5))
@@ -200,7 +228,7 @@ def compare_numerically(
             with np.errstate(all="ignore"):
                 ok = all(bool(np.all(relation.holds(np.asarray(v)))) for v in value)
             if not ok:
-                return NumericCheck(steps, t, worst, rtol, None, t, skipped)
+                return NumericCheck(steps, t, worst, rtol, None, t, skipped, entries)
         # An approximate rewrite may move the update by its bound (taken as relative: the
         # rewritten values of this language's approximate rules, like sign, are of order 1).
         tolerance = rtol
@@ -219,6 +247,7 @@ def compare_numerically(
             x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
             finite = np.isfinite(x)
             skipped += int(np.sum(~finite))
+            entries += int(np.sum(finite))
             if not finite.any():
                 continue
             with np.errstate(all="ignore"):
@@ -226,11 +255,11 @@ def compare_numerically(
             size = max(scale, _magnitude([x]))
             error = diff / size if size > 0 else diff
             if not np.isfinite(error) or error > tolerance:
-                return NumericCheck(steps, t, error, tolerance, t, None, skipped)
+                return NumericCheck(steps, t, error, tolerance, t, None, skipped, entries)
             worst = max(worst, error)
         with np.errstate(all="ignore"):
             weights = [w - u for w, u in zip(weights, ub, strict=True)]
-    return NumericCheck(steps, steps, worst, rtol, None, None, skipped)
+    return NumericCheck(steps, steps, worst, rtol, None, None, skipped, entries)
 
 
 # -- the result ------------------------------------------------------------------------------------
@@ -252,6 +281,15 @@ class SimplifyResult:
     operations: tuple[int, int] = (0, 0)  # before, after
     steps: tuple[Step, ...] = field(default=(), compare=False)  # each pass: name, result
 
+    @property
+    def unverified(self) -> list[str]:
+        """Why the checks do not verify this result although they found no difference (the
+        numeric check compared nothing, or a logged condition fails on its inputs); empty when
+        they do, or when the checks were not run."""
+        if self.numeric is None or not self.numeric.agree:
+            return []
+        return self.numeric.unverified()
+
     def as_json(self) -> dict[str, Any]:
         return {
             "program": to_text(self.program),
@@ -270,7 +308,9 @@ class SimplifyResult:
                 "conditions_fail_at_step": None
                 if self.numeric.conditions_fail_at is None
                 else self.numeric.conditions_fail_at + 1,
+                "entries_compared": self.numeric.entries,
             },
+            "unverified": self.unverified,
             "equivalence": _equivalence_json(self.equivalence),
         }
 

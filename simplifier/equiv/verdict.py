@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,7 +106,10 @@ class Float64Check:
             "agrees": self.agrees,
             "steps": self.steps,
             "first_difference_step": self.first_difference,
-            "relative_difference": self.relative_difference,
+            # null when infinite (one side overflows or is infinite where the other is not)
+            "relative_difference": self.relative_difference
+            if math.isfinite(self.relative_difference)
+            else None,
         }
 
 

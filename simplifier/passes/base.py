@@ -144,6 +144,7 @@ class Deadline:
 
 
 NO_DEADLINE = Deadline(None)
+DEFAULT_TIME_LIMIT = 60.0  # seconds, for a whole simplify (its passes and checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,7 @@ def verify(program: Program, by: str) -> None:
 
 
 __all__ = [
+    "DEFAULT_TIME_LIMIT",
     "LEVELS",
     "NO_DEADLINE",
     "Change",
