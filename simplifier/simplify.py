@@ -283,12 +283,23 @@ class SimplifyResult:
 
     @property
     def unverified(self) -> list[str]:
-        """Why the checks do not verify this result although they found no difference (the
-        numeric check compared nothing, or a logged condition fails on its inputs); empty when
-        they do, or when the checks were not run."""
+        """Why the checks do not verify this result although they found no difference: a
+        logged condition fails on the numeric check's inputs, or that check compared nothing
+        (every update not finite) and no unconditional proof stands in for it. Empty when the
+        result is verified, or when the checks were not run."""
         if self.numeric is None or not self.numeric.agree:
             return []
+        if self.numeric.conditions_fail_at is None and self._proved_unconditionally():
+            return []  # an unconditional proof (float64 included) stands without samples
         return self.numeric.unverified()
+
+    def _proved_unconditionally(self) -> bool:
+        v = self.equivalence
+        if v is None or isinstance(v, str):
+            return False
+        return v.verdict == "identical" or (
+            v.verdict == "proved" and not v.conditions and v.float64_agrees is not False
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -196,7 +196,7 @@ class _Driver:
     def first_rule(self, node: Node, line: int | None) -> Node | None:
         for rule in self.rules:
             env = match(rule.lhs, node, {})
-            if env is None:
+            if env is None or not rule.applies(env):
                 continue
             if callable(rule.rhs):
                 computed = rule.rhs(node, self.semantics)

@@ -17,7 +17,7 @@ states a bound. Overflow of float intermediates (to inf, then NaN) is outside th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import isqrt
@@ -142,7 +142,12 @@ def fold_constant(node: Node, semantics: Semantics) -> Node | None:
 # -- the rules -----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """``lhs -> rhs`` with its exactness under ``math`` and ``hero`` (None: does not hold)."""
+    """``lhs -> rhs`` with its exactness under ``math`` and ``hero`` (None: does not hold).
+
+    ``nonconstant`` names pattern variables that must not match a constant (where they would,
+    the node is all constants: constant folding's case, and a rule that only reorders
+    constants would cycle on a product it cannot fold).
+    """
 
     name: str
     lhs_text: str
@@ -151,6 +156,11 @@ class Rule:
     hero: Exactness | None
     lhs: Pattern = field(compare=False)
     rhs: Pattern | Callable[[Node, Semantics], Node | None] = field(compare=False)
+    nonconstant: tuple[str, ...] = ()
+
+    def applies(self, env: Mapping[str, Node]) -> bool:
+        """Whether bindings of the left side satisfy the rule's side condition."""
+        return not any(env[v].op == "const" for v in self.nonconstant)
 
     def exactness(self, semantics: Semantics) -> Exactness | None:
         return self.hero if semantics == "hero" else self.math
@@ -162,11 +172,13 @@ def rw(
     rhs: str | Callable[[Node, Semantics], Node | None],
     math: Exactness | None,
     hero: Exactness | None,
+    *,
+    nonconstant: tuple[str, ...] = (),
 ) -> Rule:
     """A rule from its pattern texts (or a function computing the right-hand side)."""
     rhs_text = rhs if isinstance(rhs, str) else "its value"
     rhs_pattern = pattern(rhs) if isinstance(rhs, str) else rhs
-    return Rule(name, lhs, rhs_text, math, hero, pattern(lhs), rhs_pattern)
+    return Rule(name, lhs, rhs_text, math, hero, pattern(lhs), rhs_pattern, nonconstant)
 
 
 FINITE_X = holds_where(FINITE, "x")
@@ -199,7 +211,7 @@ RULES: tuple[Rule, ...] = (
     rw("interp-one", "interp(x, y, 1)", "y", FINITE_X, FINITE_X),  # 0x + 1y = y
     rw("interp-merge", "interp(x, interp(x, y, a), b)", "interp(x, y, a * b)", EXACT, EXACT),  # (1-b)x + b((1-a)x + ay) = (1-ab)x + ab y  # noqa: E501
     rw("interp-merge-left", "interp(interp(x, y, k1), y, k2)", "interp(x, y, 1 - (1 - k1) * (1 - k2))", EXACT, EXACT),  # (1-b)((1-a)x + ay) + by = (1-a)(1-b)x + (1 - (1-a)(1-b))y  # noqa: E501
-    rw("mul-const-const", "(x * k1) * k2", "x * (k1 * k2)", EXACT, EXACT),  # (x k1) k2 = x (k1 k2)
+    rw("mul-const-const", "(x * k1) * k2", "x * (k1 * k2)", EXACT, EXACT, nonconstant=("x",)),  # (x k1) k2 = x (k1 k2)  # noqa: E501
 )
 # fmt: on
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
