@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from simplifier.ops import OPS, Kind
+from simplifier.printer import INFIX as _INFIX
 
 T = TypeVar("T")
 
@@ -26,7 +27,6 @@ ALL_UNARY = tuple(name for name, op in OPS.items() if op.kind is Kind.UNARY)
 SAFE_BINARY = ("add", "sub", "mul", "maximum", "minimum")
 ALL_BINARY = (*SAFE_BINARY, "div", "power")
 REDUCTIONS = ("norm", "global_norm", "dot", "cosine_sim")
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "power": "**"}
 _CONSTANTS = ("0.9", "0.999", "0.1", "2", "0.5", "1e-8", "3", ".25", "1.5", "0.0002")
 _TEMPS = ("a", "b", "c", "d", "u", "x", "y", "update", "tmp", "β")
 

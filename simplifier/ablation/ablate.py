@@ -392,10 +392,10 @@ def _seed_list(budget: Budget, seeds: int | Sequence[int] | None) -> tuple[int, 
         return tuple(range(budget.seeds))
     if isinstance(seeds, int):
         if seeds < 1:
-            raise ValueError("at least one seed is needed")
+            raise ValueError("seeds must be at least 1 (or a non-empty list)")
         return tuple(range(seeds))
     if not seeds:
-        raise ValueError("at least one seed is needed")
+        raise ValueError("seeds must be at least 1 (or a non-empty list)")
     return tuple(seeds)
 
 
@@ -530,10 +530,10 @@ def ablate(
     budget_obj = task_obj.budget(budget) if isinstance(budget, str) else budget
     if steps is not None:
         if steps < 1:
-            raise ValueError("at least one training step is needed")
+            raise ValueError(f"steps must be at least 1, got {steps}")
         budget_obj = replace(budget_obj, steps=steps)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("CUDA is not available on this machine (use --device cpu)")
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine")
     tol = tolerance or Tolerance()
     seed_list = _seed_list(budget_obj, seeds)
     start = time.perf_counter()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from simplifier.emit.lower import INTERNAL_OPS
 from simplifier.ops import OPS, Kind
+from simplifier.printer import INFIX as _INFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,6 @@ _FOREACH_UNARY = frozenset(
     "abs acos asin atan cos cosh exp expm1 log log10 log1p log2 neg reciprocal sign sin sinh "
     "sqrt tan tanh".split()
 )
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "power": "**"}
 _TORCH_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "power": "pow"}
 _CLAMP = {"maximum": "min", "minimum": "max"}  # maximum(x, c) is clamp(x, min=c)
 

@@ -263,7 +263,7 @@ class _Driver:
             why = f"it holds only under the math semantics, not under {self.semantics}"
         else:
             cond = how.condition.format(**self.texts(env)) if how.condition else ""
-            why = f"it is {how.level} ({cond}) and --allow is {self.allow}"
+            why = f"it is {how.level} ({cond}) and the allowed level is {self.allow}"
         self.notes[key] = f"{where}not applied: {lhs} -> {rhs} ({rule.name}): {why}"
         self.keep.append(node)
 
