@@ -277,7 +277,7 @@ class SimplifyResult:
     notes: tuple[str, ...] = ()
     obligations: tuple[Obligation, ...] = ()
     numeric: NumericCheck | None = None
-    equivalence: Any = None
+    equivalence: Verdict | str | None = None  # a str: not checked, or why the checker failed
     operations: tuple[int, int] = (0, 0)  # before, after
     steps: tuple[Step, ...] = field(default=(), compare=False)  # each pass: name, result
 
@@ -358,8 +358,8 @@ class _FinalNames:
                             self.by_value.setdefault(self.fold(t.values[s.target]), s.var)
                 probe = to_sympy(_probe(self.program, n), self.semantics)
                 return self.by_value.get(self.fold(probe.outputs[0]))
-        except (SymbolicTimeout, KeyError, ValueError, TypeError):  # reads a removed input, ...
-            return None
+        except (SymbolicTimeout, KeyError, ValueError, TypeError, RecursionError):
+            return None  # reads a removed input, SymPy refused it or nests too deep: no name
 
 
 def equivalence_text(verdict: Verdict | str | None) -> str:
