@@ -166,3 +166,16 @@ def test_buffer_release_frees_in_creation_order_like_the_full_scan() -> None:
             expected = reference_release(b.holds, b.fixed, b.free, b.last_use, pos)
             b.release(pos)
             assert b.free == expected
+
+
+def test_a_nested_sympy_budget_does_not_pause_the_enclosing_one() -> None:
+    import time
+
+    from simplifier.symbolic.translate import SymbolicTimeout, time_budget
+
+    started = time.monotonic()
+    with pytest.raises(SymbolicTimeout), time_budget(0.3):
+        for _ in range(20):  # 20 inner calls of 0.05 s: the outer 0.3 s must still fire
+            with time_budget(0.2):
+                time.sleep(0.05)
+    assert time.monotonic() - started < 0.6

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -249,11 +250,13 @@ def time_budget(seconds: float) -> Iterator[None]:
         raise SymbolicTimeout(f"SymPy call exceeded {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, _raise)
-    old_timer = signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer = signal.getitimer(signal.ITIMER_REAL)[0]  # an enclosing budget's time left (0: none)
+    started = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer) if outer > 0 else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        if old_timer[0] > 0:
-            signal.setitimer(signal.ITIMER_REAL, old_timer[0])
+        if outer > 0:  # the enclosing budget keeps running while this one does
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-6))
