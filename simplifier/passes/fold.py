@@ -55,7 +55,7 @@ class SymbolicFold:
             return PassResult(program, notes=(f"symbolic folding skipped: {e}",))
         except (ValueError, TypeError, RecursionError) as e:
             # SymPy's automatic evaluation can refuse an input (e.g. Min of values it cannot
-            # compare): folding is an optimisation, so the stage keeps its input.
+            # compare): folding is an optimisation, so the pass keeps its input.
             note = f"symbolic folding skipped: SymPy could not evaluate it ({e})"
             return PassResult(program, notes=(note,))
 
