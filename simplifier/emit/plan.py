@@ -58,12 +58,12 @@ class Plan:
 
     def reads(self, instrs: Iterable[Instr], kind: VKind) -> list[str]:
         """Names of ``kind`` that ``instrs`` read, in first-read order."""
-        out: list[str] = []
+        out: dict[str, None] = {}  # an ordered set
         for i in instrs:
             for a in i.args:
-                if isinstance(a, str) and self.low.kinds[a] is kind and a not in out:
-                    out.append(a)
-        return out
+                if isinstance(a, str) and a not in out and self.low.kinds[a] is kind:
+                    out[a] = None
+        return list(out)
 
     def computed_numbers(self) -> list[str]:
         """NUMBER values that ``_numbers`` returns: those read outside the numbers phase."""
