@@ -231,26 +231,52 @@ def fresh_name(base: str, taken: set[str] | frozenset[str]) -> str:
 
 # -- numbers ------------------------------------------------------------------------------------
 def format_number(value: Fraction) -> str:
-    """Shortest exact decimal text for a constant (a float's repr if it is not a finite decimal).
+    """The shortest exact decimal text of a constant: its plain decimal digits, or a float's
+    repr when that text denotes exactly the same value and is shorter. Exact whatever the
+    number of digits; a value that is not a finite decimal (``1/3``, which no literal or folded
+    constant is) prints as the nearest float.
 
     >>> format_number(Fraction(996991, 1000000)), format_number(Fraction(1, 10**8))
     ('0.996991', '1e-08')
+    >>> format_number(Fraction(2**100)), format_number(Fraction(-5, 10**40))
+    ('1267650600228229401496703205376', '-5e-40')
+    >>> format_number(Fraction(3**40, 10**60))
+    '1.2157665459056928801e-41'
+    >>> format_number(Fraction(3**40 * 10**40))
+    '1.2157665459056928801e+59'
+
     """
-    den = value.denominator
+    num, den = value.numerator, value.denominator
+    if num == 0:
+        return "0"
+    twos = fives = 0
     while den % 2 == 0:
-        den //= 2
+        den, twos = den // 2, twos + 1
     while den % 5 == 0:
-        den //= 5
+        den, fives = den // 5, fives + 1
     if den != 1:
         return repr(float(value))
-    d = Decimal(value.numerator) / Decimal(value.denominator)
-    text = format(d.normalize(), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    sci = repr(float(d))
-    if Fraction(Decimal(sci)) == value and len(sci) < len(text):
+    scale = max(twos, fives)  # value == digits / 10**scale, exactly
+    digits = str(abs(num) * 2 ** (scale - twos) * 5 ** (scale - fives))
+    if scale:
+        digits = digits.rjust(scale + 1, "0")
+        digits = digits[:-scale] + "." + digits[-scale:]
+    sign = "-" if num < 0 else ""
+    text = sign + digits
+    try:
+        sci = repr(float(value))
+    except OverflowError:
+        sci = "inf"
+    if len(sci) < len(text) and "n" not in sci and Fraction(Decimal(sci)) == value:
         return sci
-    return text
+    # More significant digits than a float keeps: scientific notation when that is shorter.
+    significant = str(abs(num) * 2 ** (scale - twos) * 5 ** (scale - fives))
+    mantissa = significant.rstrip("0")
+    exponent = len(significant) - 1 - scale
+    if len(mantissa) <= 17:
+        return text
+    exact = f"{sign}{mantissa[0]}.{mantissa[1:]}e{exponent:+03d}"
+    return exact if len(exact) < len(text) else text
 
 
 # -- DAG view ----------------------------------------------------------------------------------

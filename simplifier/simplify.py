@@ -1,9 +1,9 @@
 """The simplifier: dead code -> rewrite rules -> SymPy folding and reconstruction -> dead code.
 
-:func:`simplify` runs a list of stages (:func:`default_stages`; pass ``stages=`` to run another
-list, e.g. with an ablation stage after the first dead-code pass), verifies the IR after each,
-logs every change with its exactness level and condition, and checks the result against the
-input: by the equivalence checker when the project has one, and always by a multi-step random
+:func:`simplify` runs a :class:`~simplifier.passes.base.Pipeline` of passes
+(:func:`default_pipeline`, with an optional ablation pass after the first dead-code pass),
+which verifies the IR after each, logs every change with its exactness level and condition,
+and checks the result against the input: by the equivalence checker and by a multi-step random
 numeric comparison (float64) over the steps where the logged conditions hold.
 
 Conditions are rendered with the names of the *output* program: Program 4's sign rewrite says
@@ -41,226 +41,65 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simplifier.analysis.types import infer_types
-from simplifier.errors import ProgramError
-from simplifier.ir import IRError, Node, Program, Ref, Role, dag
+from simplifier.ir import Node, Program, Ref, dag
 from simplifier.numeric import Semantics, step
-from simplifier.passes.base import Change, PassResult
-from simplifier.passes.dce import eliminate_dead_code
-from simplifier.passes.rules import (
-    FINITE,
-    Allow,
-    Obligation,
-    RewriteLimit,
-    label,
-    program_from_dag,
-    rewrite,
+from simplifier.passes.base import (
+    DEFAULT_TIME_LIMIT,
+    NO_DEADLINE,
+    Change,
+    Deadline,
+    Pass,
+    Pipeline,
+    Step,
 )
-from simplifier.printer import to_text
+from simplifier.passes.conditions import Obligation
+from simplifier.passes.dce import DeadCodeElimination
+from simplifier.passes.fold import SymbolicFold
+from simplifier.passes.rewrite import Allow, RewriteRules, program_from_dag
+from simplifier.printer import NodePrinter, to_text
+
+if TYPE_CHECKING:
+    from simplifier.equiv.verdict import Verdict
 
 __all__ = [
+    "DEFAULT_TIME_LIMIT",
     "NumericCheck",
     "SimplifyResult",
-    "Stage",
-    "StageResult",
     "compare_numerically",
-    "default_stages",
+    "default_pipeline",
     "simplify",
     "to_text",
 ]
 
 
-# -- stages ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StageResult:
-    """What a stage did: the new program, its changes, what they assume, and notes."""
+# -- the pipeline ----------------------------------------------------------------------------------
+def default_pipeline(
+    program: Program,
+    semantics: Semantics = "math",
+    allow: Allow = "almost-everywhere",
+    *,
+    ablation: Pass | None = None,
+    deadline: Deadline = NO_DEADLINE,
+) -> Pipeline:
+    """DCE (both kinds) -> [ablation -> DCE] -> rules -> SymPy folding and reconstruction -> DCE.
 
-    program: Program
-    changes: tuple[Change, ...] = ()
-    obligations: tuple[Obligation, ...] = ()
-    notes: tuple[str, ...] = ()
-
-
-class Stage(Protocol):
-    """One step of the pipeline: a named Program -> StageResult (or PassResult) function."""
-
-    @property
-    def name(self) -> str: ...
-
-    def __call__(self, program: Program) -> StageResult | PassResult: ...
-
-
-@dataclass(frozen=True)
-class DeadCode:
-    """Dead statements and dead states, within one step and across steps."""
-
-    name: str = "dead-code"
-
-    def __call__(self, program: Program) -> StageResult:
-        r = eliminate_dead_code(program, across_steps=True)
-        return StageResult(r.program, r.changes)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The named rewrite rules of :mod:`simplifier.passes.rules`, to a fixed point."""
-
-    semantics: Semantics = "math"
-    allow: Allow = "almost-everywhere"
-    name: str = "rules"
-
-    def __call__(self, program: Program) -> StageResult:
-        try:
-            r = rewrite(program, self.semantics, self.allow)
-        except RewriteLimit as e:  # the loop guard: keep the input, say so
-            return StageResult(program, notes=(f"rewrite rules skipped: {e}",))
-        return StageResult(r.program, r.changes, r.obligations, r.notes)
-
-
-@dataclass(frozen=True)
-class SymbolicFold:
-    """SymPy folding of the outputs and reconstruction of a short, readable program.
-
-    ``lost_states`` are states of the original program that earlier stages removed (their
-    names are not reused). The stage keeps its input when SymPy runs past ``budget`` seconds,
-    when the result has no program form, or when it would have more operations.
+    ``ablation`` (a pass whose changes are ``measured``, e.g.
+    :class:`simplifier.ablation.ablate.Ablation`) goes after the first dead-code pass. The
+    folding pass does not reuse the name of any state of ``program``.
     """
-
-    semantics: Semantics = "math"
-    lost_states: frozenset[str] = frozenset()
-    budget: float = 5.0
-    name: str = "symbolic-fold"
-
-    def __call__(self, program: Program) -> StageResult:
-        from simplifier.symbolic.rebuild import Unsupported
-        from simplifier.symbolic.translate import SymbolicTimeout, time_budget
-
-        try:
-            with time_budget(self.budget):
-                return self.fold(program)
-        except SymbolicTimeout as e:
-            return StageResult(program, notes=(f"symbolic folding skipped: {e}",))
-        except Unsupported as e:
-            return StageResult(program, notes=(f"symbolic folding skipped: {e}",))
-        except (ValueError, TypeError, RecursionError) as e:
-            # SymPy's automatic evaluation can refuse an input (e.g. Min of values it cannot
-            # compare): folding is an optimisation, so the stage keeps its input.
-            note = f"symbolic folding skipped: SymPy could not evaluate it ({e})"
-            return StageResult(program, notes=(note,))
-
-    def fold(self, program: Program) -> StageResult:
-        from simplifier.symbolic.fold import (
-            Folder,
-            cone_sizes,
-            lost_conditions,
-            source_hints,
-            to_sympy,
-        )
-        from simplifier.symbolic.rebuild import Converter, rebuild
-
-        before = to_sympy(program, self.semantics)
-        folder = Folder(before.tensors, before.states)
-        outputs = [folder(e) for e in before.outputs]
-        collapsed = before.collapsed(folder)
-        if collapsed is not None:
-            note = f"symbolic folding skipped: it turns the tensor {collapsed} into a scalar"
-            return StageResult(program, notes=(note,))
-        hints = source_hints(before, folder, program)
-        rebuilt = rebuild(program, outputs, self.semantics, hints, self.lost_states)
-        new = rebuilt.program
-        try:
-            new.verify()
-            infer_types(new)
-        except (IRError, ProgramError) as e:
-            return StageResult(program, notes=(f"symbolic folding skipped: {e}",))
-        if len(new.body) > len(program.body):
-            note = (
-                f"symbolic folding skipped: its program has {len(new.body)} operations, "
-                f"the input {len(program.body)}"
-            )
-            return StageResult(program, notes=(note,))
-        after = to_sympy(new, self.semantics)
-        changes: list[Change] = []
-        obligations: list[Obligation] = []
-        lines = {before.values[s.target]: s.loc.line for s in program.body if s.loc}
-        # (for the log texts only: the order of terms there does not matter)
-        conv = Converter(self.semantics, before.tensors, before.tensors, before.states, hints)
-
-        def text(e: Any) -> str:
-            from simplifier.passes.rules import render
-
-            return render(conv(e), lambda n: conv.hint_of.get(id(n)))
-
-        for event in folder.events:
-            detail = f"{event.kind}: {text(event.before)} -> {text(event.after)}"
-            changes.append(Change("fold", detail, lines.get(event.before)))
-        names = ["update", *program.states]
-        for name, a, b in zip(names, cone_sizes(program), cone_sizes(new), strict=True):
-            if b < a:
-                detail = f"{name}: {a} -> {b} operations (terms combined, constants folded)"
-                changes.append(Change("fold", detail))
-        obligations += _lost_domains(lost_conditions(before.partials, after.partials, folder))
-        obligations += _cancelled_inputs(program, new)
-        first_line: dict[str, int] = {}
-        for s in program.body:
-            if s.var is not None and s.loc is not None:
-                first_line.setdefault(s.var, s.loc.line)
-        for old, new_name, why in rebuilt.renames:
-            changes.append(Change("rename", f"{old} -> {new_name}: {why}", first_line.get(old)))
-        # Their conditions (and the `{x}` in their details) are rendered at the end of the
-        # pipeline, with the final program's names.
-        changes += [o.change for o in obligations]
-        return StageResult(new, tuple(changes), tuple(obligations))
-
-
-def _lost_domains(partials: Sequence[Any]) -> list[Obligation]:
-    """A change per domain condition that folding removed (``division by g folded away``)."""
-    out = []
-    for p in partials:
-        what = "division by {x}" if p.op == "div" else f"{p.op}({{x}})"
-        change = Change("fold", f"{what} folded away", p.line, "almost-everywhere")
-        template = p.relation.template.replace("{}", "{x}")
-        out.append(Obligation(change, template, {"x": p.node}, p.relation, "x"))
-    return out
-
-
-def _cancelled_inputs(before: Program, after: Program) -> list[Obligation]:
-    """A change per input that an output no longer reads: it was cancelled (``g - g -> 0``,
-    ``0 * g -> 0``), which holds where it is finite, as the rule ``sub-self`` says."""
-    from simplifier.symbolic.fold import cone_inputs
-
-    out = []
-    hypers = {p.name for p in before.params if p.role is Role.HYPER}
-    names = ["update", *before.states]
-    for name, was, now in zip(names, cone_inputs(before), cone_inputs(after), strict=True):
-        for gone in sorted(was - now - hypers):
-            change = Change("fold", f"{name} no longer reads {gone}", None, "almost-everywhere")
-            template = FINITE.template.replace("{}", "{x}")
-            out.append(
-                Obligation(change, template, {"x": Node.make("input", (), gone)}, FINITE, "x")
-            )
-    return out
-
-
-def default_stages(
-    program: Program, semantics: Semantics = "math", allow: Allow = "almost-everywhere"
-) -> list[Stage]:
-    """DCE (both kinds) -> rules -> SymPy folding and reconstruction -> DCE.
-
-    The list is the seam for other stages (an ablation stage goes after the first DCE).
-    """
-    after_dce = eliminate_dead_code(program).program
-    lost = frozenset(program.states) - frozenset(after_dce.states)
-    return [
-        DeadCode(),
-        Rules(semantics, allow),
-        SymbolicFold(semantics, lost),
-        DeadCode("dead-code (after folding)"),
+    passes: list[Pass] = [DeadCodeElimination()]
+    if ablation is not None:
+        passes += [ablation, DeadCodeElimination(name="dead-code (after ablation)")]
+    passes += [
+        RewriteRules(semantics, allow, deadline),
+        SymbolicFold(semantics, frozenset(program.states), deadline=deadline),
+        DeadCodeElimination(name="dead-code (after folding)"),
     ]
+    return Pipeline(tuple(passes), deadline=deadline)
 
 
 # -- the numeric check -----------------------------------------------------------------------------
@@ -272,7 +111,7 @@ class NumericCheck:
     its inputs and the update) unless ``differs_at`` names the first step that did not.
     Comparison stops at ``conditions_fail_at``, the first step where a logged condition does
     not hold. Entries where the input's update is not finite (overflow) are not compared:
-    ``skipped`` counts them.
+    ``skipped`` counts them, ``entries`` counts the entries compared.
     """
 
     steps: int
@@ -282,10 +121,31 @@ class NumericCheck:
     differs_at: int | None = None
     conditions_fail_at: int | None = None
     skipped: int = 0
+    entries: int = 0
 
     @property
     def agree(self) -> bool:
         return self.differs_at is None
+
+    @property
+    def vacuous(self) -> bool:
+        """Nothing was compared (a condition failed at once, or every update was not finite)."""
+        return self.entries == 0
+
+    def unverified(self) -> list[str]:
+        """Why an agreeing check does not verify the result (empty when it does)."""
+        out = []
+        if self.conditions_fail_at is not None:
+            out.append(
+                f"a logged condition does not hold on the check's inputs "
+                f"(step {self.conditions_fail_at + 1})"
+            )
+        elif self.vacuous:
+            out.append(
+                f"the numeric check compared nothing (all {self.skipped} updated entries were "
+                "not finite)"
+            )
+        return out
 
     def text(self) -> str:
         if self.differs_at is not None:
@@ -296,6 +156,8 @@ class NumericCheck:
         held = ""
         if self.conditions_fail_at is not None:
             held = f"; a logged condition fails at step {self.conditions_fail_at + 1}: stopped"
+        elif self.vacuous:
+            held = "; no entry compared: every update was not finite"
         return (
             f"numeric check: updates agree over {self.compared} of {self.steps} random steps "
             f"(float64, max relative difference {self.max_error:.2g}){held}"
@@ -355,7 +217,7 @@ def compare_numerically(
         for o in obligations
         if o.error is not None
     ]
-    worst, skipped = 0.0, 0
+    worst, skipped, entries = 0.0, 0, 0
     for t in range(steps):
         grads = [rng.normal(size=s) for s in SHAPES]
         lr = float(rng.uniform(0.5, 1.5))
@@ -366,7 +228,7 @@ def compare_numerically(
             with np.errstate(all="ignore"):
                 ok = all(bool(np.all(relation.holds(np.asarray(v)))) for v in value)
             if not ok:
-                return NumericCheck(steps, t, worst, rtol, None, t, skipped)
+                return NumericCheck(steps, t, worst, rtol, None, t, skipped, entries)
         # An approximate rewrite may move the update by its bound (taken as relative: the
         # rewritten values of this language's approximate rules, like sign, are of order 1).
         tolerance = rtol
@@ -385,6 +247,7 @@ def compare_numerically(
             x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
             finite = np.isfinite(x)
             skipped += int(np.sum(~finite))
+            entries += int(np.sum(finite))
             if not finite.any():
                 continue
             with np.errstate(all="ignore"):
@@ -392,14 +255,14 @@ def compare_numerically(
             size = max(scale, _magnitude([x]))
             error = diff / size if size > 0 else diff
             if not np.isfinite(error) or error > tolerance:
-                return NumericCheck(steps, t, error, tolerance, t, None, skipped)
+                return NumericCheck(steps, t, error, tolerance, t, None, skipped, entries)
             worst = max(worst, error)
         with np.errstate(all="ignore"):
             weights = [w - u for w, u in zip(weights, ub, strict=True)]
-    return NumericCheck(steps, steps, worst, rtol, None, None, skipped)
+    return NumericCheck(steps, steps, worst, rtol, None, None, skipped, entries)
 
 
-# -- the pipeline ----------------------------------------------------------------------------------
+# -- the result ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SimplifyResult:
     """The simplified program, the change log, and the verdict of the checks.
@@ -414,9 +277,29 @@ class SimplifyResult:
     notes: tuple[str, ...] = ()
     obligations: tuple[Obligation, ...] = ()
     numeric: NumericCheck | None = None
-    equivalence: Any = None
+    equivalence: Verdict | str | None = None  # a str: not checked, or why the checker failed
     operations: tuple[int, int] = (0, 0)  # before, after
-    stage_log: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    steps: tuple[Step, ...] = field(default=(), compare=False)  # each pass: name, result
+
+    @property
+    def unverified(self) -> list[str]:
+        """Why the checks do not verify this result although they found no difference: a
+        logged condition fails on the numeric check's inputs, or that check compared nothing
+        (every update not finite) and no unconditional proof stands in for it. Empty when the
+        result is verified, or when the checks were not run."""
+        if self.numeric is None or not self.numeric.agree:
+            return []
+        if self.numeric.conditions_fail_at is None and self._proved_unconditionally():
+            return []  # an unconditional proof (float64 included) stands without samples
+        return self.numeric.unverified()
+
+    def _proved_unconditionally(self) -> bool:
+        v = self.equivalence
+        if v is None or isinstance(v, str):
+            return False
+        return v.verdict == "identical" or (
+            v.verdict == "proved" and not v.conditions and v.float64_agrees is not False
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -436,7 +319,9 @@ class SimplifyResult:
                 "conditions_fail_at_step": None
                 if self.numeric.conditions_fail_at is None
                 else self.numeric.conditions_fail_at + 1,
+                "entries_compared": self.numeric.entries,
             },
+            "unverified": self.unverified,
             "equivalence": _equivalence_json(self.equivalence),
         }
 
@@ -445,8 +330,8 @@ class _FinalNames:
     """Names of the final program's values, for rendering conditions: by DAG node (interned,
     so a subject the pipeline did not reshape is found as is), else by folded SymPy value."""
 
-    def __init__(self, program: Program, semantics: Semantics) -> None:
-        self.program, self.semantics = program, semantics
+    def __init__(self, program: Program, semantics: Semantics, deadline: Deadline) -> None:
+        self.program, self.semantics, self.deadline = program, semantics, deadline
         nodes = dag(program)
         self.keep = [nodes[s.target] for s in program.body if s.var is not None]  # ids stay valid
         self.by_node = {id(nodes[s.target]): s.var for s in program.body if s.var is not None}
@@ -461,7 +346,9 @@ class _FinalNames:
         from simplifier.symbolic.translate import SymbolicTimeout, time_budget
 
         try:
-            with time_budget(1.0):
+            if self.deadline.expired:
+                return None
+            with time_budget(self.deadline.cap(1.0)):
                 if self.by_value is None or self.fold is None:
                     t = to_sympy(self.program, self.semantics)
                     self.fold = Folder(t.tensors, t.states)
@@ -471,45 +358,31 @@ class _FinalNames:
                             self.by_value.setdefault(self.fold(t.values[s.target]), s.var)
                 probe = to_sympy(_probe(self.program, n), self.semantics)
                 return self.by_value.get(self.fold(probe.outputs[0]))
-        except (SymbolicTimeout, KeyError, ValueError, TypeError):  # reads a removed input, ...
-            return None
+        except (SymbolicTimeout, KeyError, ValueError, TypeError, RecursionError):
+            return None  # reads a removed input, SymPy refused it or nests too deep: no name
 
 
-def equivalence_text(verdict: Any) -> str:
+def equivalence_text(verdict: Verdict | str | None) -> str:
     """The equivalence checker's verdict in one line: its name, conditions, counterexample."""
-    name = getattr(verdict, "verdict", None)
-    if name is None:
+    if verdict is None or isinstance(verdict, str):
         return str(verdict)
-    text = str(name)
-    conditions = getattr(verdict, "conditions", None) or []
-    if conditions:
-        text += " where " + " and ".join(str(c) for c in conditions)
-    example = getattr(verdict, "counterexample", None)
+    text: str = verdict.verdict
+    if verdict.conditions:
+        text += " where " + " and ".join(verdict.conditions)
+    example = verdict.counterexample
     if example is not None:
-        at = getattr(example, "step", "?")
-        rel = getattr(example, "relative_difference", None)
-        diff = f", relative difference {rel:.2g}" if isinstance(rel, float) else ""
-        text += f" (at step {at}{diff})"
+        diff = f", relative difference {example.relative_difference:.2g}"
+        text += f" (at step {example.step}{diff})"
+    f64 = verdict.details.float64
+    if f64 is not None and not f64.agrees:
+        text += f" (over the reals; float64 trajectories disagree from step {f64.first_difference})"
     return text
 
 
-def _equivalence_json(verdict: Any) -> Any:
+def _equivalence_json(verdict: Verdict | str | None) -> Any:
     if verdict is None or isinstance(verdict, str):
         return verdict
-    as_json = getattr(verdict, "as_json", None)
-    return as_json() if callable(as_json) else str(verdict)
-
-
-def _equivalence(before: Program, after: Program, semantics: Semantics) -> Any:
-    """The equivalence checker's verdict, when the project has one (else None)."""
-    import importlib
-
-    try:
-        module = importlib.import_module("simplifier")
-        check = module.equivalent
-    except (ImportError, AttributeError):
-        return None
-    return check(before, after, semantics=semantics)
+    return verdict.as_json()
 
 
 def simplify(
@@ -517,15 +390,23 @@ def simplify(
     semantics: Semantics = "math",
     allow: Allow = "almost-everywhere",
     *,
-    stages: Sequence[Stage] | None = None,
+    pipeline: Pipeline | None = None,
+    ablation: Pass | None = None,
     check: bool = True,
     steps: int = 8,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> SimplifyResult:
     """Simplify ``program``; log every change; check the result against the input.
 
     ``allow`` is the least exact level of rewrite that may be applied (``exact``,
     ``almost-everywhere`` or ``approximate``). Under ``semantics="hero"`` no math-only rewrite
-    is applied. ``check`` runs the equivalence checker (if present) and the numeric check.
+    is applied. ``pipeline`` replaces :func:`default_pipeline` (``ablation`` is a pass for its
+    ablation slot). ``check`` runs the numeric check and the equivalence checker. Checks compare
+    the output with the input, or, when a pass made ``measured`` changes (an ablation), with
+    that pass's output: a measured change is evidence from training, not a claim to check.
+    ``time_limit`` (seconds, None: none) bounds the whole call: passes that would start after
+    it are skipped, SymPy work stops at it, and so does the equivalence checker, each with a
+    note.
 
     >>> from simplifier.parse import parse
     >>> r = simplify(parse("def f(w, g, lr):\\n  u = g * 1\\n  return u * lr * 0.5 * 2\\n"))
@@ -536,47 +417,55 @@ def simplify(
     """
     if allow not in ("exact", "almost-everywhere", "approximate"):
         raise ValueError(f"allow must be exact, almost-everywhere or approximate, not {allow!r}")
-    pipeline = list(stages) if stages is not None else default_stages(program, semantics, allow)
-    current = program
-    changes: list[Change] = []
-    obligations: list[Obligation] = []
-    notes: list[str] = []
-    log: list[tuple[str, int]] = []
-    for stage in pipeline:
-        result = stage(current)
-        if isinstance(result, PassResult):
-            result = StageResult(result.program, result.changes)
-        result.program.verify()
-        infer_types(result.program)
-        changes += result.changes
-        obligations += result.obligations
-        notes += result.notes
-        log.append((stage.name, len(result.changes)))
-        current = result.program
-    name_of = _FinalNames(current, semantics)
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    deadline = Deadline.after(time_limit)
+    if pipeline is None:
+        pipeline = default_pipeline(program, semantics, allow, ablation=ablation, deadline=deadline)
+    ran = pipeline.run(program)
+    current = ran.program
+    reference = program
+    for done in ran.steps:  # the checks start after the last measured pass
+        if any(c.level == "measured" for c in done.result.changes):
+            reference = done.result.program
+    printer = NodePrinter(_FinalNames(current, semantics, deadline))
     rendered: dict[int, Change] = {}
     final_obligations = []
-    for o in obligations:
-        condition = o.render(name_of)
+    for o in ran.obligations:
+        condition = o.render(printer)
         detail = o.change.detail
         if "{x}" in detail and "x" in o.bindings:
-            detail = detail.replace("{x}", label(o.bindings["x"], name_of))
+            detail = detail.replace("{x}", printer.label(o.bindings["x"]))
         new_change = replace(o.change, condition=condition, detail=detail)
         rendered[id(o.change)] = new_change
         final_obligations.append(replace(o, change=new_change))
-    final_changes = tuple(rendered.get(id(c), c) for c in changes)
-    numeric = equivalence = None
+    final_changes = tuple(rendered.get(id(c), c) for c in ran.changes)
+    notes = list(ran.notes)
+    numeric: NumericCheck | None = None
+    equivalence: Verdict | str | None = None
     parts: list[str] = []
     if check:
-        try:
-            equivalence = _equivalence(program, current, semantics)
-        except Exception as e:  # the checker is another component: report, do not crash
-            equivalence = f"equivalence check failed: {type(e).__name__}: {e}"
-        if equivalence is not None:
-            parts.append(f"equivalence: {equivalence_text(equivalence)}")
-        numeric = compare_numerically(program, current, final_obligations, semantics, steps)
+        from simplifier.equiv.api import Undecided, equivalent  # loads SymPy and z3
+
+        numeric = compare_numerically(reference, current, final_obligations, semantics, steps)
+        if deadline.expired:
+            equivalence = f"not checked: {deadline.text()}"
+        else:
+            try:
+                equivalence = equivalent(reference, current, semantics, deadline=deadline)
+            except Undecided as e:
+                equivalence = f"not checked: stopped {e}"
+            except Exception as e:  # the checker is another component: report, do not crash
+                equivalence = f"equivalence check failed: {type(e).__name__}: {e}"
+        parts.append(f"equivalence: {equivalence_text(equivalence)}")
         parts.append(numeric.text())
     verdict = "; ".join(parts) if parts else "not checked"
+    measured = sum(1 for c in final_changes if c.level == "measured")
+    if measured:
+        verdict = (
+            f"{measured} removal(s) measured by training, not proved (level 'measured'); "
+            f"the other steps checked against the ablated program: {verdict}"
+        )
     return SimplifyResult(
         current,
         final_changes,
@@ -586,5 +475,5 @@ def simplify(
         numeric,
         equivalence,
         (len(program.body), len(current.body)),
-        tuple(log),
+        ran.steps,
     )

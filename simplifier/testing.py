@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from simplifier.ops import OPS, Kind
+from simplifier.printer import INFIX as _INFIX
 
 T = TypeVar("T")
 
@@ -27,7 +28,6 @@ SAFE_BINARY = ("add", "sub", "mul", "maximum", "minimum")
 ALL_BINARY = (*SAFE_BINARY, "div", "power")
 REDUCTIONS = tuple(name for name, op in OPS.items() if op.kind is Kind.REDUCTION)
 CONSTANT_OPS = tuple(name for name, op in OPS.items() if op.kind is Kind.CONSTANT)
-_INFIX = {name: op.infix for name, op in OPS.items() if op.infix}
 _CONSTANTS = ("0.9", "0.999", "0.1", "2", "0.5", "1e-8", "3", ".25", "1.5", "0.0002")
 _TEMPS = ("a", "b", "c", "d", "u", "x", "y", "update", "tmp", "β")
 

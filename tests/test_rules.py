@@ -27,22 +27,10 @@ from simplifier.ir import Node
 from simplifier.numeric import NUMPY_IMPL, hero_overrides
 from simplifier.ops import OPS, Kind
 from simplifier.parse import parse
-from simplifier.passes.rules import (
-    EXACT,
-    FINITE,
-    NONZERO,
-    RULES,
-    RULES_BY_NAME,
-    Pattern,
-    PConstCall,
-    PVar,
-    RewriteLimit,
-    Rule,
-    evaluate_constant,
-    instantiate,
-    rewrite,
-    rw,
-)
+from simplifier.passes.conditions import EXACT, FINITE, NONZERO
+from simplifier.passes.patterns import Pattern, PConstCall, PVar, instantiate
+from simplifier.passes.rewrite import RewriteLimit, rewrite
+from simplifier.passes.rules import RULES, RULES_BY_NAME, Rule, evaluate_constant, rw
 from simplifier.printer import to_text
 from simplifier.symbolic.translate import HERO_SYMPY_IMPL, SYMPY_IMPL, expand_interp
 

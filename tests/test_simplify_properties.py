@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from simplifier.ir import Program, Ref
 from simplifier.numeric import step
 from simplifier.parse import parse
-from simplifier.passes.rules import program_from_dag
+from simplifier.passes.rewrite import program_from_dag
 from simplifier.simplify import SimplifyResult, simplify
 from simplifier.testing import SAFE, programs, random_program
 

@@ -62,8 +62,9 @@ from simplifier.errors import ProgramError
 from simplifier.ir import Atom, Const, IRError, Program, Ref, Stmt, format_number
 from simplifier.numeric import Semantics
 from simplifier.ops import OPS, Kind
+from simplifier.passes.base import Change, PassResult
 from simplifier.passes.dce import eliminate_dead_code
-from simplifier.printer import to_text
+from simplifier.printer import expression_text, to_text
 
 from .engine import Replica, StderrProgress, train
 from .tasks import Budget, Task, get_task
@@ -190,28 +191,7 @@ def statement_text(program: Program, stmt: Stmt) -> str:
     >>> statement_text(p, p.body[-1])
     'u = sign(interp(g, m, 0.9)) * 2'
     """
-    stmts = program.defining()
-
-    def expr(a: Atom, outer: int) -> str:
-        if isinstance(a, Const):
-            return format_number(a.value)
-        s = stmts.get(a.name)
-        if s is None or s.var is not None:
-            return program.var_of(a.name)
-        return call(s, outer)
-
-    def call(s: Stmt, outer: int = 0) -> str:
-        op = OPS[s.op]
-        if s.op == "negative":
-            text = f"-{expr(s.args[0], 3)}"
-            return f"({text})" if outer > 2 else text
-        if op.infix and s.op != "power":
-            prec = 1 if s.op in ("add", "sub") else 2
-            text = f"{expr(s.args[0], prec)} {op.infix} {expr(s.args[1], prec + 1)}"
-            return f"({text})" if prec < outer else text
-        return f"{s.op}({', '.join(expr(a, 0) for a in s.args)})"
-
-    return f"{s.var} = {call(s)}" if (s := stmt).var is not None else call(stmt)
+    return expression_text(program, stmt)
 
 
 # -- scores --------------------------------------------------------------------------------------
@@ -412,10 +392,10 @@ def _seed_list(budget: Budget, seeds: int | Sequence[int] | None) -> tuple[int, 
         return tuple(range(budget.seeds))
     if isinstance(seeds, int):
         if seeds < 1:
-            raise ValueError("at least one seed is needed")
+            raise ValueError("seeds must be at least 1 (or a non-empty list)")
         return tuple(range(seeds))
     if not seeds:
-        raise ValueError("at least one seed is needed")
+        raise ValueError("seeds must be at least 1 (or a non-empty list)")
     return tuple(seeds)
 
 
@@ -550,10 +530,10 @@ def ablate(
     budget_obj = task_obj.budget(budget) if isinstance(budget, str) else budget
     if steps is not None:
         if steps < 1:
-            raise ValueError("at least one training step is needed")
+            raise ValueError(f"steps must be at least 1, got {steps}")
         budget_obj = replace(budget_obj, steps=steps)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("CUDA is not available on this machine (use --device cpu)")
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine")
     tol = tolerance or Tolerance()
     seed_list = _seed_list(budget_obj, seeds)
     start = time.perf_counter()
@@ -737,10 +717,8 @@ def setting_text(report: AblationReport) -> str:
     )
 
 
-def ablation_changes(report: AblationReport) -> tuple[Any, ...]:
+def ablation_changes(report: AblationReport) -> tuple[Change, ...]:
     """One ``Change`` (kind ``ablation``, level ``measured``) per removed statement."""
-    from simplifier.passes.base import Change
-
     setting = setting_text(report)
     changes = []
     for r in report.removed:
@@ -773,11 +751,19 @@ def ablation_notes(report: AblationReport) -> tuple[str, ...]:
     return tuple(notes)
 
 
+@dataclass(frozen=True, slots=True)
+class AblationResult(PassResult):
+    """The ablation pass's result, with the full report of its measurements."""
+
+    report: AblationReport | None = None
+
+
 @dataclass(frozen=True)
 class Ablation:
-    """The ablation as a pass: its changes have level ``measured``.
+    """The ablation as a pass: its changes have level ``measured``; the notes give the evidence
+    for the statements it kept, and the result carries the full report.
 
-    The full report of each run is appended to ``reports`` (a list, so the pass stays frozen).
+    A ``ValueError`` from :func:`ablate` (e.g. no training step, CUDA unavailable) propagates.
     """
 
     task: str = "mlp"
@@ -786,13 +772,11 @@ class Ablation:
     seeds: int | None = None
     semantics: Semantics = "math"
     tolerance: Tolerance = field(default_factory=Tolerance)
+    steps: int | None = None
     verbose: bool = False
-    reports: list[AblationReport] = field(default_factory=list, compare=False)
     name: str = "ablation"
 
-    def __call__(self, program: Program) -> Any:
-        from simplifier.passes.base import PassResult
-
+    def run(self, program: Program) -> AblationResult:
         report = ablate(
             program,
             self.task,
@@ -801,7 +785,9 @@ class Ablation:
             seeds=self.seeds,
             semantics=self.semantics,
             tolerance=self.tolerance,
+            steps=self.steps,
             verbose=self.verbose,
         )
-        self.reports.append(report)
-        return PassResult(report.program, ablation_changes(report))
+        return AblationResult(
+            report.program, ablation_changes(report), notes=ablation_notes(report), report=report
+        )

@@ -131,7 +131,6 @@ class _Explainer:
     def __init__(self, program: Program, used: set[str], live_states: tuple[str, ...]) -> None:
         self.p = program
         self.used = used
-        self.index = {s.target: i for i, s in enumerate(program.body)}
         self.readers: dict[str, list[Stmt]] = {}
         for s in program.body:
             for a in s.args:
@@ -155,14 +154,25 @@ class _Explainer:
                 stmt = defining.get(name)
                 if stmt is not None:
                     stack.extend(a.name for a in stmt.args if type(a) is Ref)
+        # The next assignment of the same variable after each statement, and the first one of
+        # each variable (one backward sweep: reasons stay linear in the program's size).
+        self.next_assignment: dict[str, Stmt] = {}
+        self.first_assignment: dict[str, Stmt] = {}
+        for s in reversed(program.body):
+            if s.var is not None:
+                later = self.first_assignment.get(s.var)
+                if later is not None:
+                    self.next_assignment[s.target] = later
+                self.first_assignment[s.var] = s
         self.state_why = {d: self._state(d) for d in self.dead_states}
 
-    def _overwritten(self, var: str, after: int = -1) -> str | None:
-        """ "overwritten at line N" for the next assignment of ``var`` after index ``after``."""
-        for s in self.p.body[after + 1 :]:
-            if s.var == var:
-                return f"overwritten at line {s.loc.line}" if s.loc else "overwritten"
-        return None
+    def _overwritten(self, var: str, after: str | None = None) -> str | None:
+        """ "overwritten at line N" for the next assignment of ``var`` after the statement
+        ``after`` (a target; None: from the start of the body)."""
+        s = self.first_assignment.get(var) if after is None else self.next_assignment.get(after)
+        if s is None:
+            return None
+        return f"overwritten at line {s.loc.line}" if s.loc else "overwritten"
 
     def _state(self, d: str) -> _StateWhy:
         stmt_readers = self.readers.get(d, [])
@@ -200,7 +210,7 @@ class _Explainer:
         if readers:
             return f"read only by {_lines(readers)}"
         if stmt.var is not None:
-            overwritten = self._overwritten(stmt.var, self.index[stmt.target])
+            overwritten = self._overwritten(stmt.var, stmt.target)
             if overwritten is not None:
                 return f"{overwritten} before it is read"
         return "result never read"

@@ -6,16 +6,16 @@ import argparse
 import os
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simplifier.cli.common import add_json_option, add_program_options, load, print_json
 from simplifier.errors import ProgramError, UsageError
 from simplifier.ir import Program
 
 if TYPE_CHECKING:
-    from simplifier.ablation import AblationReport
+    from simplifier.ablation import Ablation, AblationReport
+    from simplifier.simplify import SimplifyResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -105,27 +105,33 @@ def check_device(device: str) -> None:
         raise UsageError("--device cuda: CUDA is not available on this machine")
 
 
-def measure(program: Program, args: argparse.Namespace) -> AblationReport:
-    """Run the ablation with the command-line options; a ValueError becomes a usage error."""
-    from simplifier.ablation import Tolerance, ablate
+def ablation_pass(args: argparse.Namespace) -> Ablation:
+    """The ablation pass with the command-line options (checked: a bad one is a usage error)."""
+    from simplifier.ablation import Ablation, Tolerance
 
     check_device(args.device)
     if args.tolerance < 0 or args.noise < 0:
         raise UsageError("--tolerance and --noise must not be negative")
+    return Ablation(
+        task=args.task,
+        budget=args.budget,
+        device=args.device,
+        seeds=args.seeds,
+        semantics=args.semantics,
+        tolerance=Tolerance(rel=args.tolerance, noise=args.noise),
+        steps=args.steps,
+        verbose=not args.quiet,
+    )
+
+
+def measure(program: Program, args: argparse.Namespace) -> AblationReport:
+    """Run the ablation with the command-line options; a ValueError becomes a usage error."""
     try:
-        return ablate(
-            program,
-            task=args.task,
-            budget=args.budget,
-            device=args.device,
-            seeds=args.seeds,
-            semantics=args.semantics,
-            tolerance=Tolerance(rel=args.tolerance, noise=args.noise),
-            steps=args.steps,
-            verbose=not args.quiet,
-        )
+        report = ablation_pass(args).run(program).report
     except ValueError as e:
         raise UsageError(str(e)) from None
+    assert report is not None
+    return report
 
 
 def write_binary(path: str, data: bytes, force: bool) -> None:
@@ -182,38 +188,27 @@ def add_simplify_options(p: argparse.ArgumentParser) -> None:
     add_ablation_options(group)
 
 
-def simplify_with_ablation(program: Program, args: argparse.Namespace) -> tuple[Any, Any]:
-    """``simplify --ablate``: DCE -> ablation -> the simplifier's stages -> its checks.
-
-    The simplifier's checks compare its output with the *ablated* program (ablation changes
-    what the program computes, by design); the verdict says so. Returns the simplifier's result
-    (with the dead-code and measured changes in front of its log) and the ablation report.
+def simplify_with_ablation(
+    program: Program, args: argparse.Namespace
+) -> tuple[SimplifyResult, AblationReport]:
+    """``simplify --ablate``: the simplifier's pipeline with the ablation pass in its slot
+    (DCE -> ablation -> DCE -> rules -> folding -> DCE); its checks compare the output with the
+    *ablated* program (ablation changes what the program computes, by design), and its verdict
+    says so. Returns the simplifier's result and the ablation report.
     """
-    from simplifier.ablation.ablate import ablation_changes, ablation_notes
-    from simplifier.passes.dce import eliminate_dead_code
-    from simplifier.simplify import DeadCode, Rules, Stage, SymbolicFold, simplify
+    from simplifier.ablation.ablate import AblationResult
+    from simplifier.simplify import simplify
 
-    dce = eliminate_dead_code(program)
-    report = measure(dce.program, args)
-    ablated = report.program
-    lost = frozenset(program.states) - frozenset(ablated.states)
-    stages: list[Stage] = [
-        DeadCode(),
-        Rules(args.semantics, args.allow),
-        SymbolicFold(args.semantics, lost),
-        DeadCode("dead-code (after folding)"),
-    ]
-    result = simplify(ablated, args.semantics, args.allow, stages=stages)
-    measured = ablation_changes(report)
-    verdict = (
-        f"{len(measured)} removal(s) measured by training, not proved (level 'measured'); "
-        f"the other steps checked against the ablated program: {result.verdict}"
-    )
-    result = replace(
-        result,
-        changes=(*dce.changes, *measured, *result.changes),
-        notes=(*ablation_notes(report), *result.notes),
-        verdict=verdict,
-        operations=(len(program.body), result.operations[1]),
-    )
-    return result, report
+    try:
+        result = simplify(
+            program,
+            args.semantics,
+            args.allow,
+            ablation=ablation_pass(args),
+            time_limit=None,  # training takes what its budget says; --time-limit is for folding
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    reports = [s.result.report for s in result.steps if isinstance(s.result, AblationResult)]
+    assert reports and reports[0] is not None
+    return result, reports[0]

@@ -1,7 +1,8 @@
 """``simplifier equiv A B``: are two programs the same optimizer?
 
 Exit 0 for ``identical``, ``proved``, ``proved-bounded`` and ``not-refuted`` (the verdict says
-which), 1 for ``refuted``, 2 for bad input.
+which), 1 for ``refuted`` or when the float64 trajectories disagree (unless ``--reals``), 2 for
+bad input.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"relative tolerance of numeric comparisons (default {DEFAULT_RTOL:g}); "
         "loosen it to accept approximate equalities as not-refuted",
     )
+    p.add_argument(
+        "--reals",
+        action="store_true",
+        help="ask for equivalence over the real numbers only: exit 0 for a proof even where "
+        "the float64 trajectories disagree (e.g. (g + 1e20) - 1e20 vs g)",
+    )
     add_program_options(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({"a": args.a, "b": args.b, **verdict.as_json()})
     else:
         print(render(verdict, args.a, args.b))
-    return verdict.exit_code
+    return verdict.exit_code_for(reals=args.reals)
 
 
 def _load(path: str, values: dict[str, Fraction]) -> tuple[Program, set[str]]:
@@ -79,27 +86,32 @@ def _load(path: str, values: dict[str, Fraction]) -> tuple[Program, set[str]]:
 def render(v: Verdict, a: str, b: str) -> str:
     """The text report: the verdict line, then conditions, mapping or counterexample."""
     d = v.details
-    head = f"{a} vs {b}: {v.verdict} ({d.get('semantics', 'math')} semantics)"
+    head = f"{a} vs {b}: {v.verdict} ({d.semantics} semantics)"
     lines = [head]
-    if v.verdict == "identical":
-        lines.append(f"  structural hash {d['hash']['A']}")
-    if v.verdict == "proved" and d.get("mapping"):
-        pairs = ", ".join(f"{k} = {e}" for k, e in d["mapping"].items())
+    if v.verdict == "identical" and d.hashes is not None:
+        lines.append(f"  structural hash {d.hashes.a}")
+    if v.verdict == "proved" and d.mapping:
+        pairs = ", ".join(f"{k} = {e}" for k, e in d.mapping.items())
         lines.append(f"  states: {pairs}")
     if v.verdict == "proved-bounded":
         lines.append(
-            f"  first {d['steps']} updates symbolically equal; no inductive proof "
-            f"({d.get('proof', '')}); random trajectories agree"
+            f"  first {d.bounded_steps} updates symbolically equal; no inductive proof "
+            f"({d.proof or ''}); random trajectories agree"
         )
     if v.verdict == "not-refuted":
         lines.append(
-            f"  no proof ({d.get('proof', '')}); random trajectories agree "
-            f"within rtol {d['rtol']:g}"
+            f"  no proof ({d.proof or ''}); random trajectories agree within rtol {d.rtol:g}"
         )
-    sources = d.get("condition_sources", [])
+    sources = d.condition_sources
     for i, c in enumerate(v.conditions):
         where = f"  [{sources[i]}]" if i < len(sources) else ""
         lines.append(f"  where {c}{where}")
+    if d.float64 is not None and not d.float64.agrees:
+        lines.append(
+            f"  float64 trajectories DISAGREE from step {d.float64.first_difference} "
+            f"(relative difference {d.float64.relative_difference:.3g} > rtol {d.rtol:g}): "
+            "equivalent over the reals, not in float64 (exit 1 unless --reals)"
+        )
     if v.counterexample is not None:
         lines += _counterexample(v.counterexample)
     return "\n".join(lines)

@@ -3,12 +3,15 @@
 Prints the simplified program, then the change log and the verdict as ``#`` comments (so the
 output is still a valid program file). With ``-o`` the program goes to OUT (atomically; an
 existing file only with ``--force``) and the log to stdout. Exit 0 when the numeric check
-agrees, 1 when it does not (nothing is written then), 2 on bad input.
+agrees and compared something, 1 when it does not agree, or compared nothing, or a logged
+condition fails on its inputs (nothing is written then; ``--accept-unchecked`` accepts the last
+two), 2 on bad input. ``--time-limit`` bounds the whole command.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -21,7 +24,7 @@ from simplifier.cli.common import (
     write_output,
 )
 from simplifier.errors import ProgramError
-from simplifier.passes.base import Change
+from simplifier.passes.base import DEFAULT_TIME_LIMIT, Change
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,9 +46,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="almost-everywhere",
         help="the least exact rewrites that may be applied (default: almost-everywhere)",
     )
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help=f"bound the whole command (default {DEFAULT_TIME_LIMIT:g}): passes that would "
+        "start later are skipped, SymPy work and the equivalence check stop, each with a note",
+    )
+    p.add_argument(
+        "--accept-unchecked",
+        action="store_true",
+        help="succeed (exit 0, write OUT) even when the numeric check compared nothing or a "
+        "logged condition fails on its inputs (by default: exit 1, nothing written)",
+    )
     add_json_option(p)
     add_simplify_options(p)  # --ablate and its measurement options (simplifier/cli/ablate.py)
     p.set_defaults(func=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
 
 
 def change_line(c: Change) -> str:
@@ -83,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ablate:
         result, ablation = simplify_with_ablation(program, args)
     else:
-        result = simplify(program, args.semantics, args.allow)
-    ok = result.numeric is None or result.numeric.agree
+        result = simplify(program, args.semantics, args.allow, time_limit=args.time_limit)
+    differs = result.numeric is not None and not result.numeric.agree
+    unverified = [] if args.accept_unchecked else result.unverified
+    ok = not differs and not unverified
     if args.output and ok:
         write_output(args.output, to_text(result.program), args.force)
     if args.json:
@@ -95,10 +124,17 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(line for line in text.splitlines() if line.startswith("#")))
     else:
         print(report(result, args.semantics, args.allow), end="")
-    if result.numeric is not None and not ok:
+    if differs and result.numeric is not None:
         print(
             f"simplifier simplify: error: the simplified program does not agree with "
             f"{args.file} ({result.numeric.text()}); nothing written",
+            file=sys.stderr,
+        )
+        return 1
+    if unverified:
+        print(
+            f"simplifier simplify: error: the result is not verified: {'; '.join(unverified)}; "
+            f"nothing written (--accept-unchecked accepts it)",
             file=sys.stderr,
         )
         return 1

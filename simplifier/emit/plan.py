@@ -23,8 +23,11 @@ except by their final values (the weight is written last), so every stage can re
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
 
 from simplifier.emit.lower import Arg, Instr, Lowered, VKind
 
@@ -55,12 +58,12 @@ class Plan:
 
     def reads(self, instrs: Iterable[Instr], kind: VKind) -> list[str]:
         """Names of ``kind`` that ``instrs`` read, in first-read order."""
-        out: list[str] = []
+        out: dict[str, None] = {}  # an ordered set
         for i in instrs:
             for a in i.args:
-                if isinstance(a, str) and self.low.kinds[a] is kind and a not in out:
-                    out.append(a)
-        return out
+                if isinstance(a, str) and a not in out and self.low.kinds[a] is kind:
+                    out[a] = None
+        return list(out)
 
     def computed_numbers(self) -> list[str]:
         """NUMBER values that ``_numbers`` returns: those read outside the numbers phase."""
@@ -132,6 +135,7 @@ class Buffers:
 
     ``fixed`` buffers (weight, gradient, states) hold the stage's inputs; only an output's final
     value may be written into its own fixed buffer. Temporaries are free once their value is.
+    ``free`` lists the free temporaries in the order they were freed (the last is reused first).
     """
 
     holds: dict[str, str | None]  # buffer -> the value in it (None: free)
@@ -139,6 +143,9 @@ class Buffers:
     fixed: set[str]
     last_use: dict[str, int]
     free: list[str]
+    _free: set[str] = field(default_factory=set)  # the members of ``free``
+    _order: dict[str, int] = field(default_factory=dict)  # buffer -> its creation index
+    _dying: list[tuple[int, int, str, str]] = field(default_factory=list)  # heap: last use, ...
 
     @classmethod
     def start(
@@ -153,13 +160,9 @@ class Buffers:
         for a in outputs.values():
             if isinstance(a, str):
                 last[a] = END
-        return cls(
-            dict(zip(inputs.values(), inputs, strict=True)),
-            dict(inputs),
-            set(inputs.values()),
-            last,
-            [],
-        )
+        holds: dict[str, str | None] = dict(zip(inputs.values(), inputs, strict=True))
+        order = {b: k for k, b in enumerate(holds)}
+        return cls(holds, dict(inputs), set(inputs.values()), last, [], set(), order)
 
     def dead(self, value: str | None, pos: int) -> bool:
         return value is None or self.last_use.get(value, -1) <= pos
@@ -169,29 +172,58 @@ class Buffers:
         if old is not None and self.where.get(old) == buffer:
             del self.where[old]
         self.holds[buffer] = value
+        self.order_of(buffer)
         self.where[value] = buffer
-        if buffer in self.free:
+        if buffer in self._free:
+            self._free.discard(buffer)
             self.free.remove(buffer)
+        if buffer not in self.fixed:
+            heapq.heappush(
+                self._dying, (self.last_use.get(value, -1), self._order[buffer], buffer, value)
+            )
+
+    def order_of(self, buffer: str) -> int:
+        return self._order.setdefault(buffer, len(self._order))
 
     def release(self, pos: int) -> None:
-        """Free the temporaries whose value is dead after ``pos``."""
-        for buffer, value in self.holds.items():
-            if buffer not in self.fixed and buffer not in self.free and self.dead(value, pos):
-                self.free.append(buffer)
+        """Free the temporaries whose value is dead after ``pos``, in buffer creation order
+        (each value is looked at once: the stage's planning is linear, not quadratic)."""
+        dying: list[tuple[int, str]] = []
+        while self._dying and self._dying[0][0] <= pos:
+            _, order, buffer, value = heapq.heappop(self._dying)
+            if self.holds.get(buffer) == value and buffer not in self._free:
+                dying.append((order, buffer))
+        for _, buffer in sorted(set(dying)):
+            self._free.add(buffer)
+            self.free.append(buffer)
+
+
+class MoveKind(StrEnum):
+    COPY = "copy"  # copy a value into a buffer
+    CLONE = "clone"  # keep a buffer's current content under a new name
+
+
+class Move(NamedTuple):
+    """One step of putting the outputs into their buffers: ``(COPY, dest, value)`` copies the
+    value into buffer ``dest``; ``(CLONE, name, buffer)`` saves the buffer's content as
+    ``name`` before it is overwritten."""
+
+    kind: MoveKind
+    target: str
+    source: str
 
 
 def moves(
     outputs: dict[str, Arg], where: Callable[[str], str | None], fresh: Callable[[str], str]
-) -> list[tuple[str, str, str]]:
+) -> list[Move]:
     """The copies that put every output's final value into its buffer, in a safe order.
 
-    ``where(value)`` is the buffer a value lives in (None for a value no buffer holds). Returns
-    ``("copy", dest, value)`` (copy the value into buffer ``dest``) and ``("clone", name,
-    buffer)`` (keep the buffer's current content as ``name`` before it is overwritten: a cycle,
-    such as two states swapping values, needs one).
+    ``where(value)`` is the buffer a value lives in (None for a value no buffer holds). A cycle,
+    such as two states swapping values, needs one ``CLONE``.
 
-    >>> moves({"a": "b0", "b": "a0"}, {"a0": "a", "b0": "b"}.get, lambda h: h + "_old")
-    [('clone', 'a_old', 'a'), ('copy', 'a', 'b0'), ('copy', 'b', 'a_old')]
+    >>> steps = moves({"a": "b0", "b": "a0"}, {"a0": "a", "b0": "b"}.get, lambda h: h + "_old")
+    >>> [f"{m.kind} {m.target} {m.source}" for m in steps]
+    ['clone a_old a', 'copy a b0', 'copy b a_old']
     """
     pending = [(d, v) for d, v in outputs.items() if isinstance(v, str) and where(v) != d]
     located: dict[str, str | None] = {}
@@ -199,17 +231,17 @@ def moves(
     def loc(value: str) -> str | None:
         return located[value] if value in located else where(value)
 
-    out: list[tuple[str, str, str]] = []
+    out: list[Move] = []
     while pending:
         for dest, value in pending:
             if not any(loc(v) == dest for d, v in pending if d != dest):
-                out.append(("copy", dest, value))
+                out.append(Move(MoveKind.COPY, dest, value))
                 pending.remove((dest, value))
                 break
         else:  # every destination is still read by another copy: save one first
             dest = pending[0][0]
             saved = fresh(dest)
             located[saved] = None
-            out.append(("clone", saved, dest))
+            out.append(Move(MoveKind.CLONE, saved, dest))
             pending = [(d, saved if loc(v) == dest else v) for d, v in pending]
     return out

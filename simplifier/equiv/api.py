@@ -25,18 +25,22 @@ the rest by sampling; ``not-refuted`` is sampling only.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from simplifier.analysis.hashing import structural_hash
-from simplifier.equiv.bounded import bounded
+from simplifier.equiv.bounded import Bounded, bounded
 from simplifier.equiv.prove import prove
 from simplifier.equiv.refute import DEFAULT_RTOL, DEFAULT_STEPS, refute, search_plan
-from simplifier.equiv.verdict import Verdict
-from simplifier.errors import UsageError
+from simplifier.equiv.verdict import BoundedCheck, Details, Float64Check, Pair, Verdict
 from simplifier.ir import Program
-from simplifier.numeric import SEMANTICS, Semantics
+from simplifier.numeric import SEMANTICS, Semantics, step
 from simplifier.parse import parse
+from simplifier.passes.base import NO_DEADLINE, Deadline
 from simplifier.passes.dce import eliminate_dead_code
 
 
@@ -49,6 +53,7 @@ def equivalent(
     *,
     trajectory_steps: int = DEFAULT_STEPS,
     seed: int = 0,
+    deadline: Deadline = NO_DEADLINE,
 ) -> Verdict:
     """The equivalence verdict of two programs (or program texts); see the module docstring.
 
@@ -56,55 +61,121 @@ def equivalent(
     numeric comparison (it absorbs float64 rounding; approximate equalities such as ``hero``'s
     ``c / (abs(c) + 1e-8)`` vs ``sign(c)`` are refuted unless ``rtol`` is loosened past their
     error), ``trajectory_steps`` the length of each random trajectory (at least 20).
+    ``deadline`` bounds the work: past it, the checker raises :class:`Undecided` (between
+    its stages; SymPy work inside a stage has its own budgets) rather than claim a verdict.
     """
     if semantics not in SEMANTICS:
-        raise UsageError(f"unknown semantics {semantics!r} (expected math or hero)")
+        raise ValueError(f"semantics must be math or hero, not {semantics!r}")
     if steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {steps}")
+        raise ValueError(f"steps must be at least 1, got {steps}")
     if not 0 <= rtol < 1:
-        raise UsageError(f"--rtol must be in [0, 1), got {rtol}")
+        raise ValueError(f"rtol must be in [0, 1), got {rtol}")
     if trajectory_steps < 20:
-        raise UsageError(f"trajectories need at least 20 steps, got {trajectory_steps}")
+        raise ValueError(f"trajectory_steps must be at least 20, got {trajectory_steps}")
     pa = parse(a) if isinstance(a, str) else a
     pb = parse(b) if isinstance(b, str) else b
     started = time.perf_counter()
-    details: dict[str, Any] = {"semantics": semantics, "rtol": rtol}
+    details = Details(semantics=semantics, rtol=rtol)
 
     def done(verdict: Verdict) -> Verdict:
-        verdict.details["seconds"] = round(time.perf_counter() - started, 4)
+        verdict.details.seconds = round(time.perf_counter() - started, 4)
         return verdict
 
     da, db = eliminate_dead_code(pa), eliminate_dead_code(pb)
-    details["dead_removed"] = {"A": len(da.changes), "B": len(db.changes)}
+    details.dead_removed = Pair(len(da.changes), len(db.changes))
     ha, hb = structural_hash(da.program), structural_hash(db.program)
-    details["hash"] = {"A": ha, "B": hb}
+    details.hashes = Pair(ha, hb)
     if ha == hb:
         return done(Verdict("identical", [], None, details))
     a_, b_ = da.program, db.program
 
-    proof = prove(a_, b_, semantics)
-    details["live_states"] = proof.live
-    if proof.proved:
-        details["mapping"] = proof.mapping
-        details["obligations"] = proof.methods
-        details["condition_sources"] = [c.source for c in proof.conditions]
-        return done(Verdict("proved", [c.text for c in proof.conditions], None, details))
-    details["proof"] = proof.reason
+    def float64_checked(verdict: Verdict) -> Verdict:
+        details.float64 = float64_check(a_, b_, semantics, rtol, trajectory_steps, seed)
+        return done(verdict)
 
-    unrolled = bounded(a_, b_, semantics, steps)
-    details["bounded"] = {
-        "status": unrolled.status,
-        "steps": unrolled.steps,
-        "reason": unrolled.reason,
-    }
+    if deadline.expired:
+        raise Undecided(f"before the inductive proof: {deadline.text()}")
+    proof = prove(a_, b_, semantics, deadline)
+    details.live_states = proof.live
+    if proof.proved:
+        details.mapping = proof.mapping
+        details.obligations = proof.methods
+        details.condition_sources = [c.source for c in proof.conditions]
+        return float64_checked(Verdict("proved", [c.text for c in proof.conditions], None, details))
+    details.proof = proof.reason
+
+    if deadline.expired:
+        raise Undecided(f"before the bounded check: {deadline.text()}")
+    try:
+        unrolled = bounded(a_, b_, semantics, steps)
+    except RecursionError:
+        unrolled = Bounded("unknown", 0, reason="too deeply nested for SymPy")
+    details.bounded = BoundedCheck(unrolled.status, unrolled.steps, unrolled.reason)
     hints = [unrolled.witness] if unrolled.witness else []
     plan = search_plan(trajectory_steps)
-    details["numeric"] = {"scenarios": list(plan.scenarios), "steps": plan.steps}
+    details.numeric = {"scenarios": list(plan.scenarios), "steps": plan.steps}
+    if deadline.expired:
+        raise Undecided(f"before the random search: {deadline.text()}")
     cex = refute(a_, b_, semantics, rtol, trajectory_steps, seed, hints)
     if cex is not None:
         return done(Verdict("refuted", [], cex, details))
     if unrolled.status == "equal":
-        details["steps"] = unrolled.steps
-        details["condition_sources"] = [c.source for c in unrolled.conditions]
-        return done(Verdict("proved-bounded", [c.text for c in unrolled.conditions], None, details))
-    return done(Verdict("not-refuted", [], None, details))
+        details.bounded_steps = unrolled.steps
+        details.condition_sources = [c.source for c in unrolled.conditions]
+        conditions = [c.text for c in unrolled.conditions]
+        return float64_checked(Verdict("proved-bounded", conditions, None, details))
+    return float64_checked(Verdict("not-refuted", [], None, details))
+
+
+class Undecided(Exception):
+    """The deadline ran out before the checker reached a verdict (none is claimed)."""
+
+
+def float64_check(
+    a: Program, b: Program, semantics: Semantics, rtol: float, steps: int, seed: int = 0
+) -> Float64Check:
+    """Run both programs in float64 on the same random trajectory (normal weights and
+    gradients, the weights following A's updates) and compare their updates within ``rtol``
+    (relative to the larger magnitude); entries that are NaN in either update are skipped.
+
+    >>> from simplifier.parse import parse
+    >>> a = parse("def f(w, g):\\n  return (g + 1e20) - 1e20\\n")
+    >>> b = parse("def f(w, g):\\n  return g\\n")
+    >>> check = float64_check(a, b, "math", 1e-9, 20)
+    >>> check.agrees, check.first_difference
+    (False, 1)
+    """
+    rng = np.random.default_rng([seed, 7])
+    shapes = (3, 2)
+    w = [rng.normal(size=n) for n in shapes]
+    sa = {s: [np.zeros(n) for n in shapes] for s in a.states}
+    sb = {s: [np.zeros(n) for n in shapes] for s in b.states}
+    with np.errstate(all="ignore"):
+        for t in range(steps):
+            g = [rng.normal(size=n) for n in shapes]
+            lr = float(rng.uniform(0.1, 2.0))
+            ua, sa = step(a, w, g, sa, lr, t + 1, semantics=semantics)
+            ub, sb = step(b, w, g, sb, lr, t + 1, semantics=semantics)
+            rel = _relative_difference(ua, ub)
+            if rel > rtol:
+                return Float64Check(False, steps, t + 1, rel)
+            w = [x - np.asarray(u, dtype=np.float64) for x, u in zip(w, ua, strict=True)]
+    return Float64Check(True, steps)
+
+
+def _relative_difference(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """The largest difference of two updates relative to their magnitude; NaN entries (in
+    either) are skipped, inf against anything else is an infinite difference."""
+    worst = scale = 0.0
+    for x, y in zip(a, b, strict=True):
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        x, y = np.broadcast_arrays(x, y)
+        keep = ~(np.isnan(x) | np.isnan(y))
+        x, y = x[keep], y[keep]
+        finite = np.isfinite(x) & np.isfinite(y)
+        if np.any(~finite & (x != y)):
+            return math.inf
+        if np.any(finite):
+            worst = max(worst, float(np.max(np.abs(x[finite] - y[finite]))))
+            scale = max(scale, float(np.max(np.abs(x[finite]))), float(np.max(np.abs(y[finite]))))
+    return 0.0 if worst == 0 else worst / scale

@@ -59,6 +59,7 @@ from simplifier.equiv.align import (
 from simplifier.equiv.decide import SYMPY_BUDGET_S, canonical, check_zero, implied, satisfiable
 from simplifier.ir import Program
 from simplifier.numeric import Semantics
+from simplifier.passes.base import NO_DEADLINE, Deadline
 from simplifier.symbolic.translate import SymbolicStep, SymbolicTimeout, time_budget
 
 PROOF_BUDGET_S = 5.0  # for one direction; SymPy calls inside have their own smaller budgets
@@ -109,15 +110,20 @@ class Proof:
     reason: str = ""
 
 
-def prove(a: Program, b: Program, semantics: Semantics = "math") -> Proof:
-    """Try to prove ``a`` and ``b`` equivalent at every step (see the module docstring)."""
+def prove(
+    a: Program, b: Program, semantics: Semantics = "math", deadline: Deadline = NO_DEADLINE
+) -> Proof:
+    """Try to prove ``a`` and ``b`` equivalent at every step (see the module docstring).
+
+    Each direction has a time budget (less when ``deadline`` is nearer); an expression nested
+    too deeply for SymPy's recursive algorithms gives up on the proof, with that reason."""
     roles = RoleSymbols.of(a, b)
     reasons = []
     live: dict[str, list[str]] = {}
     programs = {"A": a, "B": b}
     for src, dst in (("A", "B"), ("B", "A")):
         try:
-            with time_budget(PROOF_BUDGET_S):
+            with time_budget(deadline.cap(PROOF_BUDGET_S)):
                 s = Side.of(programs[src], src, roles, semantics)
                 d = Side.of(programs[dst], dst, roles, semantics)
                 live = live or {"A": [], "B": [], src: list(s.live), dst: list(d.live)}
@@ -126,6 +132,8 @@ def prove(a: Program, b: Program, semantics: Semantics = "math") -> Proof:
             proof = Proof(False, reason=f"{dst} from {src}: timed out")
         except TranslationError as e:
             proof = Proof(False, reason=str(e))
+        except RecursionError:
+            proof = Proof(False, reason=f"{dst} from {src}: too deeply nested for SymPy")
         if proof.proved:
             return proof
         reasons.append(proof.reason)

@@ -101,12 +101,13 @@ class DeadCodeElimination:
 
     >>> from simplifier.parse import parse
     >>> p = parse("def f(w, g, m):\\n  m = cosh(g)\\n  return g, m\\n")
-    >>> DeadCodeElimination()(p).program.states, DeadCodeElimination(False)(p).program.states
+    >>> one, within = DeadCodeElimination(), DeadCodeElimination(across_steps=False)
+    >>> one.run(p).program.states, within.run(p).program.states
     ((), ('m',))
     """
 
     across_steps: bool = True
     name: str = "dead-code"
 
-    def __call__(self, program: Program) -> PassResult:
+    def run(self, program: Program) -> PassResult:
         return eliminate_dead_code(program, across_steps=self.across_steps)

@@ -81,8 +81,17 @@ class Unsupported(Exception):
     """A SymPy expression with no program form (a complex number, an infinity, ...)."""
 
 
+FLOAT64_LIMIT = 10**308  # a constant at least this large has no float64 value
+
+
 def const(value: Fraction | int) -> Node:
-    return Node.make("const", (), Fraction(value))
+    """An exact constant, refused (:class:`Unsupported`) when float64 cannot hold it: folding
+    never builds a number that would overflow when the program runs."""
+    value = Fraction(value)
+    if abs(value.numerator) >= FLOAT64_LIMIT or value.denominator >= FLOAT64_LIMIT:
+        digits = len(str(max(abs(value.numerator), value.denominator)))
+        raise Unsupported(f"a constant of {digits} digits, past float64's range")
+    return Node.make("const", (), value)
 
 
 def op(name: str, *args: Node) -> Node:
