@@ -82,7 +82,16 @@ class Unsupported(Exception):
 
 
 def const(value: Fraction | int) -> Node:
-    return Node.make("const", (), Fraction(value))
+    """A constant node. SymPy's exact arithmetic can reach values no program can hold
+    (``1e308 * 10``, ``0.999 ** 10000``): those are Unsupported, so folding keeps its input."""
+    v = Fraction(value)
+    try:
+        rounded = float(v)
+    except OverflowError:
+        rounded = float("inf")
+    if rounded in (float("inf"), float("-inf")) or (rounded == 0 and v != 0):
+        raise Unsupported("a folded constant is beyond float64's range")
+    return Node.make("const", (), v)
 
 
 def op(name: str, *args: Node) -> Node:
