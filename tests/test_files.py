@@ -303,3 +303,11 @@ def test_input_size_is_capped(tmp_path: Path) -> None:
     exact = tmp_path / "exact.py"
     exact.write_text(PROGRAM + "#" * (MAX_SOURCE_BYTES - len(PROGRAM)))
     assert len(read_source(str(exact))) == MAX_SOURCE_BYTES
+
+
+@pytest.mark.parametrize("plot", ["", "-"])
+def test_plot_must_be_a_file(plot: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["ablate", LION, "--plot", plot])
+    assert e.value.code == 2
+    assert "is not a file name" in capsys.readouterr().err

@@ -11,8 +11,8 @@ from simplifier.cli.common import (
     add_json_option,
     add_program_options,
     check_output,
+    file_option,
     load,
-    output_option,
     print_json,
     write_output,
 )
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("file", metavar="FILE")
     add_ablation_options(p)
     p.add_argument(
-        "--plot", metavar="OUT.png", type=output_option, help="write a PNG plot of the table"
+        "--plot", metavar="OUT.png", type=file_option, help="write a PNG plot of the table"
     )
     p.add_argument("--force", action="store_true", help="overwrite the --plot file")
     add_program_options(p)

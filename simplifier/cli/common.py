@@ -69,9 +69,16 @@ def print_json(data: Any) -> None:
 
 
 def output_option(text: str) -> str:
-    """The argparse type of ``-o``/``--plot``: a path, or ``-`` for stdout; never empty."""
+    """The argparse type of ``-o``: a path, or ``-`` for stdout; never empty."""
     if not text:
         raise argparse.ArgumentTypeError("an empty output path (use '-' for stdout)")
+    return text
+
+
+def file_option(text: str) -> str:
+    """The argparse type of an output that must be a file (``--plot``): not empty, not ``-``."""
+    if not text or text == "-":
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name")
     return text
 
 

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from simplifier.printer import to_text
     from simplifier.simplify import simplify
 
+    if args.output == "-":  # stdout: the same as no -o
+        args.output = None
     if args.output:
         check_output(args.output, args.force)  # fail before the work; write_output checks again
     program = load(args.file, args)
