@@ -30,7 +30,7 @@ from simplifier.ir import Atom, Const, Loc, Param, Program, Ref, Role, Stmt
 from simplifier.ops import CALLABLE, INFIX, OPS, resolve
 
 MAX_DEPTH = 200  # expressions nested deeper than this are refused with a clear error
-MAX_LITERAL_CHARS = 100  # a number literal longer than this is refused (its exact value is bounded)
+MAX_LITERAL_DIGITS = 100  # significant digits of a number literal (its exact value stays small)
 MAX_SOURCE_BYTES = 1 << 20  # program files larger than 1 MiB are refused before they are parsed
 
 NAME_ROLES: dict[str, Role] = {
@@ -373,9 +373,9 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str
 def literal_value(text: str) -> Fraction:
     """The exact value of a number literal such as ``0.899``, ``-1e-8`` or ``3``.
 
-    The language accepts a literal of at most ``MAX_LITERAL_CHARS`` characters whose value, rounded
-    to float64, is finite and (unless it is 0) not 0: every constant then runs as written and its
-    exact value stays small. Any other raises ``ValueError`` saying why.
+    The language accepts a literal of at most ``MAX_LITERAL_DIGITS`` significant digits whose
+    value, rounded to float64, is finite and (unless it is 0) not 0: every constant then runs as
+    written and its exact value stays small. Any other raises ``ValueError`` saying why.
 
     >>> literal_value("0.5"), literal_value("-1e-8")
     (Fraction(1, 2), Fraction(-1, 100000000))
@@ -384,8 +384,6 @@ def literal_value(text: str) -> Fraction:
     ValueError: number 1e400 is out of range: a literal must be a finite float64 (...)
     """
     shown = text if len(text) <= 24 else text[:20] + "..."
-    if len(text.lstrip("+-")) > MAX_LITERAL_CHARS:
-        raise ValueError(f"number {shown} is longer than {MAX_LITERAL_CHARS} characters")
     too_large = (
         f"number {shown} is out of range: a literal must be a finite float64 "
         f"(magnitude at most {sys.float_info.max!r})"
@@ -408,6 +406,12 @@ def literal_value(text: str) -> Fraction:
         raise ValueError(too_large)
     if d.adjusted() < -325:
         raise ValueError(too_small)
+    digits = "".join(map(str, d.as_tuple().digits)).strip("0")
+    if len(digits) > MAX_LITERAL_DIGITS:
+        raise ValueError(
+            f"number {shown} has {len(digits)} significant digits; at most "
+            f"{MAX_LITERAL_DIGITS} are allowed"
+        )
     value = Fraction(d)
     try:
         rounded = float(value)
@@ -416,6 +420,34 @@ def literal_value(text: str) -> Fraction:
     if rounded == 0:
         raise ValueError(too_small)
     return value
+
+
+def is_literal(value: Fraction) -> bool:
+    """Whether an exact number obeys the rule of :func:`literal_value` (a finite decimal of at
+    most ``MAX_LITERAL_DIGITS`` significant digits, finite and not 0 as a float64 unless 0): the
+    constants a program may hold, folded ones included.
+
+    >>> [is_literal(Fraction(v)) for v in ("0.996991", "1/3", 7**150, 10**400)]
+    [True, False, False, False]
+    """
+    if value == 0:
+        return True
+    den, twos, fives = value.denominator, 0, 0
+    while den % 2 == 0:
+        den, twos = den // 2, twos + 1
+    while den % 5 == 0:
+        den, fives = den // 5, fives + 1
+    if den != 1 or max(twos, fives) > 1100:
+        return False
+    try:
+        rounded = float(value)
+    except OverflowError:
+        return False
+    if rounded == 0:
+        return False
+    scale = max(twos, fives)  # value * 10**scale is an integer: its digits are the literal's
+    digits = str(abs(value.numerator) * 2 ** (scale - twos) * 5 ** (scale - fives)).strip("0")
+    return len(digits) <= MAX_LITERAL_DIGITS
 
 
 _NUMBER_SHAPE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")

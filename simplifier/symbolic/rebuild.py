@@ -38,6 +38,7 @@ import sympy as sp
 from simplifier.ir import Node, Param, Program, Role, fresh_name, statements_from_dag
 from simplifier.numeric import Semantics
 from simplifier.ops import OPS, Kind
+from simplifier.parse import is_literal
 from simplifier.passes.rules import printable
 from simplifier.symbolic.fold import Opaque
 from simplifier.symbolic.translate import (
@@ -82,15 +83,12 @@ class Unsupported(Exception):
 
 
 def const(value: Fraction | int) -> Node:
-    """A constant node. SymPy's exact arithmetic can reach values no program can hold
-    (``1e308 * 10``, ``0.999 ** 10000``): those are Unsupported, so folding keeps its input."""
+    """A constant node. SymPy's exact arithmetic can reach values no literal can write
+    (``1e308 * 10``, ``0.999 ** 10000``, ``7 ** 150``): those are Unsupported, so folding keeps
+    its input."""
     v = Fraction(value)
-    try:
-        rounded = float(v)
-    except OverflowError:
-        rounded = float("inf")
-    if rounded in (float("inf"), float("-inf")) or (rounded == 0 and v != 0):
-        raise Unsupported("a folded constant is beyond float64's range")
+    if not is_literal(v):
+        raise Unsupported("a folded constant is not a literal of the language (float64 range)")
     return Node.make("const", (), v)
 
 
