@@ -244,7 +244,23 @@ def normalize_name(name: str) -> str:
     return unicodedata.normalize("NFKC", name)
 
 
+_LOOKALIKES = {"×": "*", "·": "*", "÷": "/", "−": "-", "–": "-", "⁄": "/", "＝": "="}
+
+
+def _bad_character(written: str) -> tuple[int, str]:
+    """The first character of a NAME token that cannot be in a Python identifier."""
+    for i, c in enumerate(written):
+        if not written[: i + 1].isidentifier():
+            hint = f" (use '{_LOOKALIKES[c]}')" if c in _LOOKALIKES else ""
+            where = "" if i == 0 or hint else " (it cannot be part of a name)"
+            return i, f"unexpected character {c!r} (U+{ord(c):04X}){hint}{where}"
+    return 0, f"{written!r} is not a valid Python identifier"
+
+
 def _name_callback(tok: Token) -> Token:
+    if not tok.value.isidentifier():  # as Python: the written name is an identifier, then NFKC
+        i, message = _bad_character(tok.value)
+        raise _LexError(tok, message, i)
     name = normalize_name(tok.value)
     spelled = "" if name == tok.value else f" (written {tok.value!r})"
     if keyword.iskeyword(name):
@@ -256,14 +272,17 @@ def _name_callback(tok: Token) -> Token:
         )
     if name.startswith("__"):
         raise _LexError(tok, f"names starting with '__' are reserved: {name!r}{spelled}")
-    if not name.isidentifier():
-        raise _LexError(tok, f"{tok.value!r} is not a valid Python identifier")
     return tok if name == tok.value else Token.new_borrow_pos(tok.type, name, tok)
 
 
 class _LexError(Exception):
-    def __init__(self, tok: Token, message: str) -> None:
-        self.tok, self.message = tok, message
+    def __init__(self, tok: Token, message: str, offset: int = 0) -> None:
+        self.tok, self.message, self.offset = tok, message, offset
+
+    @property
+    def loc(self) -> Loc:
+        at = _tok(self.tok)
+        return Loc(at.line, at.col + self.offset)
 
 
 def grammar_text() -> str:
@@ -549,10 +568,10 @@ def parse(
             raise fail(f"expression nested more than {MAX_DEPTH} levels deep", inner.loc) from None
         raise
     except _LexError as e:
-        raise fail(e.message, _tok(e.tok)) from None
+        raise fail(e.message, e.loc) from None
     except lark.exceptions.UnexpectedInput as e:
         if isinstance(e.__context__, _LexError):
-            raise fail(e.__context__.message, _tok(e.__context__.tok)) from None
+            raise fail(e.__context__.message, e.__context__.loc) from None
         message, line, col = _syntax_error(e, parser)
         raise fail(message, Loc(line, col)) from None
     except _TooDeep as e:

@@ -61,7 +61,10 @@ CASES = [
         ("one program per file",),
     ),
     Bad("no-def", "u = g * 2\n", 1, 1, ("expected 'def'",)),
-    Bad("unknown-character", HEAD + "  u = g × 2\n  return u\n", 2, 9, ("'×'", "expected")),
+    Bad("unknown-character", HEAD + "  u = g × 2\n  return u\n", 2, 9, ("'×'", "use '*'")),
+    Bad("glued-lookalike", HEAD + "  u = g−2\n  return u\n", 2, 8, ("'−' (U+2212)", "use '-'")),
+    Bad("superscript-in-name", HEAD + "  x² = g\n  return x²\n", 2, 4, ("'²'", "part of a name")),
+    Bad("nbsp", HEAD + "  u = g\u00a0* 2\n  return u\n", 2, 8, ("'\\xa0'",)),
     # names and functions
     Bad(
         "unknown-function",
@@ -485,8 +488,9 @@ def test_in_a_subprocess(content: bytes, words: str, tmp_path: Path) -> None:
 
 
 # -- number literals (issue 14, item 1) --------------------------------------------------------
-# A literal has at most MAX_LITERAL_DIGITS significant digits and its value, rounded to float64, is finite
-# and (unless it is 0) not 0. Anything else is a located error, found without building the value.
+# A literal has at most MAX_LITERAL_DIGITS significant digits and its value, rounded to float64,
+# is finite and (unless it is 0) not 0. Anything else is a located error, found without building
+# the value.
 def literal_program(expr: str) -> str:
     return f"def train(w, g, lr):\n  u = g * ({expr})\n  return u * lr\n"
 
@@ -600,6 +604,14 @@ def test_constant_expressions_beyond_float64_do_not_crash(
 
 
 # -- names equal after NFKC are the same name (issue 14, item 2) ---------------------------------
+def test_names_are_python_identifiers_written_in_any_normal_form() -> None:
+    """NFD text (e + combining acute) and NFC text are the same name; so are ℘ and other
+    identifier characters Python accepts."""
+    p = parse("def train(w, g, lr, be\u0301ta=0.5):\n  ℘ = g * béta\n  return ℘ * lr\n")
+    assert p.params[-1].name == "béta" == unicodedata.normalize("NFC", "be\u0301ta")
+    assert p.body[0].var == "℘"
+
+
 def test_nfkc_equal_names_are_one_name() -> None:
     p = parse("def train(w, 𝔤, ｍ, ﬁ=0.5):\n  m = interp(g, m, fi)\n  return sign(ｍ), m\n")
     assert [(q.name, q.role.value) for q in p.params] == [
