@@ -31,7 +31,9 @@ from simplifier.ops import CALLABLE, INFIX, OPS, resolve
 
 MAX_DEPTH = 200  # expressions nested deeper than this are refused with a clear error
 MAX_LITERAL_DIGITS = 100  # significant digits of a number literal (its exact value stays small)
-MAX_SOURCE_BYTES = 1 << 20  # program files larger than 1 MiB are refused before they are parsed
+# Program files larger than 256 KiB are refused before they are parsed: 100 times the longest
+# realistic program, and it bounds the time of the parse (Lark reads ~50-100 KB/s of dense code).
+MAX_SOURCE_BYTES = 256 * 1024
 
 NAME_ROLES: dict[str, Role] = {
     **dict.fromkeys(("w", "weight", "param", "params", "p", "theta"), Role.WEIGHT),
@@ -499,7 +501,7 @@ def read_source(path: str) -> str:
             raise ProgramError(f"cannot read file: {e.strerror}", path) from None
     if len(data) > MAX_SOURCE_BYTES:
         raise ProgramError(
-            f"file is larger than {MAX_SOURCE_BYTES // (1 << 20)} MiB, the limit for a program",
+            f"file is larger than {MAX_SOURCE_BYTES // 1024} KiB, the limit for a program file",
             path,
         )
     try:

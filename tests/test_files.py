@@ -298,7 +298,7 @@ def test_a_symlink_to_a_program_is_read(tmp_path: Path) -> None:
 def test_input_size_is_capped(tmp_path: Path) -> None:
     big = tmp_path / "big.py"
     big.write_text(PROGRAM + "#" * MAX_SOURCE_BYTES)
-    with pytest.raises(ProgramError, match="larger than 1 MiB"):
+    with pytest.raises(ProgramError, match="larger than 256 KiB"):
         read_source(str(big))
     exact = tmp_path / "exact.py"
     exact.write_text(PROGRAM + "#" * (MAX_SOURCE_BYTES - len(PROGRAM)))
