@@ -47,7 +47,15 @@ class ProgramError(Exception):
         text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in self.source_line)
         if len(text) > 200:
             return str(self)
-        return f"{self}\n  {text}\n  {' ' * (self.col - 1)}^"
+        return f"{self}\n  {text}\n  {' ' * _width(text[: self.col - 1])}^"
+
+
+def _width(text: str) -> int:
+    """Terminal columns of ``text``: wide (CJK, emoji) characters take 2, combining marks 0."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
 
 
 class UsageError(Exception):

@@ -680,3 +680,9 @@ def test_context_line_after_other_line_separators(
 def test_context_line_shows_separators_as_spaces(capsys: pytest.CaptureFixture[str]) -> None:
     error = ProgramError.at("bad", "p.py", "a\n\x0cu = x\u2028y\n", 2, 7)
     assert error.render().split("\n")[1:] == ["   u = x y", "        ^"]
+
+
+def test_caret_under_wide_and_combining_characters() -> None:
+    error = ProgramError.at("bad", "p.py", "  x = 'β́' + 学习 + sgn\n", 1, 19)  # 's' of sgn
+    # the terminal shows "  x = 'β́' + " in 12 columns, 学习 in 4, " + " in 3
+    assert error.render().split("\n")[1:] == ["    x = 'β́' + 学习 + sgn", " " * (2 + 19) + "^"]
