@@ -7,7 +7,7 @@ and one it accepts is answered by every command (or refused with a located error
 ``emit`` writes imports and matches the reference interpreter for 3 steps, and each command ends
 within ``COMMAND_SECONDS``.
 
-Bounded for CI: ``SIMPLIFIER_FUZZ_EXAMPLES`` examples (default 10); set it higher to hunt, e.g.
+Bounded for CI: ``SIMPLIFIER_FUZZ_EXAMPLES`` examples (default 25); set it higher to hunt, e.g.
 ``SIMPLIFIER_FUZZ_EXAMPLES=500 python -m pytest tests/test_fuzz.py``.
 """
 
@@ -36,7 +36,7 @@ from simplifier.parse import parse
 
 CORPUS = sorted((Path(__file__).resolve().parent.parent / "corpus").glob("*.py"))
 SEEDS = [p.read_bytes() for p in CORPUS]
-EXAMPLES = int(os.environ.get("SIMPLIFIER_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("SIMPLIFIER_FUZZ_EXAMPLES", "25"))
 COMMAND_SECONDS = 30.0
 ERROR_LINE = re.compile(r"^(.+?:\d+:\d+: error: |simplifier \w+: error: )")
 
@@ -215,7 +215,7 @@ def test_the_mutator_makes_both_kinds() -> None:
     seen: list[bytes] = []
 
     @given(mutants())
-    @settings(max_examples=60, database=None, deadline=None)
+    @settings(max_examples=100, database=None, deadline=None, derandomize=True)
     def collect(data: bytes) -> None:
         seen.append(data)
 
