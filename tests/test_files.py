@@ -311,3 +311,19 @@ def test_plot_must_be_a_file(plot: str, capsys: pytest.CaptureFixture[str]) -> N
         main(["ablate", LION, "--plot", plot])
     assert e.value.code == 2
     assert "is not a file name" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_exits_quietly() -> None:
+    """``simplifier check ... | head -0``: exit 1, and no "Exception ignored" at exit."""
+    files = sorted(str(p) for p in (ROOT / "corpus").glob("*.py"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simplifier", "check", *files],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert err == ""

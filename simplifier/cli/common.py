@@ -292,9 +292,9 @@ class _GuardedStdout:
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
-    def write(self, text: str) -> int:
+    def write(self, text: str) -> Any:
         try:
-            return int(self._stream.write(text))
+            return self._stream.write(text)
         except OSError as e:
             raise _stdout_error(e, self._stream) from None
 
@@ -309,8 +309,6 @@ class _GuardedStdout:
 
 
 def _stdout_error(e: OSError, stream: Any = None) -> OSError | OutputError:
-    if isinstance(e, BrokenPipeError):
-        return e
     real = sys.__stdout__
     if real is not None and (stream or getattr(sys.stdout, "_stream", sys.stdout)) is real:
         try:  # what stdout still buffers can never be written: let the exit flush go nowhere
@@ -319,7 +317,7 @@ def _stdout_error(e: OSError, stream: Any = None) -> OSError | OutputError:
             os.close(fd)
         except (OSError, ValueError):
             pass
-    return OutputError("<stdout>", e.strerror or str(e))
+    return e if isinstance(e, BrokenPipeError) else OutputError("<stdout>", e.strerror or str(e))
 
 
 def _write_stdout(data: str | bytes) -> None:
