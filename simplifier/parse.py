@@ -130,6 +130,10 @@ class _TooDeep(Exception):
 class _Build(Transformer_NonRecursive):
     """Builds the surface AST from Lark's tree without recursion (deep nesting is safe)."""
 
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text  # the source, for the written spelling of names
+
     def start(self, func: SFunc) -> SFunc:
         return func
 
@@ -139,10 +143,6 @@ class _Build(Transformer_NonRecursive):
 
     def params(self, *ps: SParam) -> tuple[SParam, ...]:
         return ps
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
 
     def param(self, name: Token, ann: Token | None, default: SNum | None) -> SParam:
         written = self.text[name.start_pos : name.end_pos] if name.start_pos is not None else name
