@@ -603,6 +603,17 @@ def test_constant_expressions_beyond_float64_do_not_crash(
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("expr", ["0.999 ** 10000", "10 ** 10 ** 6"])
+def test_equiv_with_huge_exact_constants_answers(
+    expr: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text(literal_program(expr), encoding="utf-8")
+    b.write_text(literal_program("1"), encoding="utf-8")
+    assert main(["equiv", str(a), str(b)]) == 1  # not equivalent, found numerically
+    assert "Traceback" not in capsys.readouterr().err
+
+
 # -- names equal after NFKC are the same name (issue 14, item 2) ---------------------------------
 def test_names_are_python_identifiers_written_in_any_normal_form() -> None:
     """NFD text (e + combining acute) and NFC text are the same name; so are ℘ and other
