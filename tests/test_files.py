@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from simplifier.cli import common, main
-from simplifier.errors import ProgramError
+from simplifier.errors import OutputError, ProgramError
 from simplifier.parse import MAX_SOURCE_BYTES, read_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ def test_concurrent_writers_without_force_one_wins(tmp_path: Path) -> None:
         try:
             common.write_output(out, f"writer {i}\n" * 1000, force=False)
             results.append(f"ok {i}")
-        except ProgramError:
+        except OutputError:
             results.append("refused")
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]

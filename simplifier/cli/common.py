@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from simplifier.errors import OutputError, ProgramError, UsageError
+from simplifier.errors import OutputError, UsageError
 from simplifier.ir import Program
 from simplifier.parse import file_kind, literal_value, normalize_name, parse_file
 
@@ -105,8 +105,8 @@ def check_output(path: str, force: bool) -> None:
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             raise OutputError(path, f"it is {file_kind(st.st_mode)}, not a regular file")
         if not force:
-            what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "the file"
-            raise ProgramError(f"output file exists ({what}); pass --force to overwrite it", path)
+            what = " (a symbolic link)" if stat.S_ISLNK(st.st_mode) else ""
+            raise OutputError(path, f"it exists{what}; pass --force to overwrite it")
     directory = os.path.dirname(path) or "."
     if path.endswith(os.sep) or not os.path.isdir(directory):
         raise OutputError(path, f"directory {directory!r} does not exist")
@@ -128,9 +128,10 @@ def write_output(path: str, data: str | bytes, force: bool) -> None:
     check_output(path, force)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        old_mode = stat.S_IMODE(os.stat(path).st_mode) if force and os.path.isfile(path) else None
+        st = os.lstat(path) if force else None
     except OSError:
-        old_mode = None
+        st = None
+    old_mode = stat.S_IMODE(st.st_mode) if st is not None and stat.S_ISREG(st.st_mode) else None
     directory = os.path.dirname(path) or "."
     with _INTERRUPTS.hold() as interrupted:
         tmp = _create_temp(directory, os.path.basename(path), path)
@@ -164,7 +165,7 @@ class _Temp:
 
 def _create_temp(directory: str, base: str, path: str) -> _Temp:
     for _ in range(100):
-        name = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
+        name = os.path.join(directory, f".{base[:100]}.{secrets.token_hex(4)}.tmp")
         try:  # mode 0666: the kernel applies the umask
             return _Temp(name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
@@ -181,7 +182,7 @@ def _place(tmp: str, path: str, force: bool) -> None:
     try:
         os.link(tmp, path)  # fails if the name exists, even as a dangling link: exclusive
     except FileExistsError:
-        raise ProgramError("output file exists; pass --force to overwrite it", path) from None
+        raise OutputError(path, "it exists; pass --force to overwrite it") from None
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
             raise
@@ -190,7 +191,7 @@ def _place(tmp: str, path: str, force: bool) -> None:
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:
-            raise ProgramError("output file exists; pass --force to overwrite it", path) from None
+            raise OutputError(path, "it exists; pass --force to overwrite it") from None
         os.replace(tmp, path)
         return
     os.unlink(tmp)
