@@ -194,7 +194,7 @@ def _place(tmp: str, path: str, force: bool) -> None:
             raise OutputError(path, "it exists; pass --force to overwrite it") from None
         os.replace(tmp, path)
         return
-    os.unlink(tmp)
+    _unlink(tmp)  # the file is in place: the temporary name is only tidied
 
 
 def _unlink(name: str) -> None:
