@@ -7,7 +7,8 @@ and one it accepts is answered by every command (or refused with a located error
 ``emit`` writes imports and matches the reference interpreter for 3 steps, and each command ends
 within ``COMMAND_SECONDS``.
 
-Bounded for CI: ``SIMPLIFIER_FUZZ_EXAMPLES`` examples (default 25); set it higher to hunt, e.g.
+Bounded for CI: 25 derandomized examples (the same every run). To hunt, set
+``SIMPLIFIER_FUZZ_EXAMPLES``: that many random examples, e.g.
 ``SIMPLIFIER_FUZZ_EXAMPLES=500 python -m pytest tests/test_fuzz.py``.
 """
 
@@ -178,6 +179,7 @@ def fuzz_one(data: bytes) -> None:
     deadline=None,  # the bound per input is COMMAND_SECONDS per command, asserted above
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
+    derandomize="SIMPLIFIER_FUZZ_EXAMPLES" not in os.environ,  # CI: the same inputs every run
 )
 def test_mutated_corpus_programs(data: bytes) -> None:
     fuzz_one(data)
@@ -202,6 +204,14 @@ FOUND = [
     b"def train(w, g, lr):\n  # \x0c\x0b\n  u = sgn(g)\n  return u\n",
     "def train(w, g, lr, be\u0301ta=0.5, β=0.25):\n  u = g * béta + β\n  return u * lr\n".encode(),
     b"def train(w, g, lr):\n  u = g * 3e-324 + 7 ** 150\n  return u * lr\n",
+    pytest.param(
+        b"def signum(w, g, m, lr):\n  m = interp(g, m, 10 ** 10 ** 6)\n  return lr * sign(m), m\n",
+        marks=pytest.mark.xfail(
+            reason="issue 14 item 1 / done-when (owner: optable, emit/lower.py): interp with an "
+            "infinite weight; the emitted lerp gives sign +-1 where the interpreter's "
+            "(1 - a) * x + a * y gives nan (found by this fuzzer)"
+        ),
+    ),
 ]
 
 
