@@ -19,6 +19,7 @@ import importlib.util
 import io
 import itertools
 import os
+import random
 import re
 import tempfile
 import time
@@ -34,9 +35,13 @@ from hypothesis import strategies as st
 from simplifier.cli import main
 from simplifier.errors import ProgramError
 from simplifier.parse import parse
+from simplifier.testing import random_program
 
 CORPUS = sorted((Path(__file__).resolve().parent.parent / "corpus").glob("*.py"))
-SEEDS = [p.read_bytes() for p in CORPUS]
+# The corpus, and a few random valid programs (reductions, clip, step) for variety.
+SEEDS = [p.read_bytes() for p in CORPUS] + [
+    random_program(random.Random(seed), 8).encode() for seed in range(6)
+]
 EXAMPLES = int(os.environ.get("SIMPLIFIER_FUZZ_EXAMPLES", "25"))
 COMMAND_SECONDS = 30.0
 ERROR_LINE = re.compile(r"^(.+?:\d+:\d+: error: |simplifier \w+: error: )")
