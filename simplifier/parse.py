@@ -10,8 +10,14 @@ from __future__ import annotations
 import difflib
 import functools
 import keyword
+import os
+import re
+import stat
+import sys
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -24,6 +30,10 @@ from simplifier.ir import Atom, Const, Loc, Param, Program, Ref, Role, Stmt
 from simplifier.ops import CALLABLE, INFIX, OPS, resolve
 
 MAX_DEPTH = 200  # expressions nested deeper than this are refused with a clear error
+MAX_LITERAL_DIGITS = 100  # significant digits of a number literal (its exact value stays small)
+# Program files larger than 256 KiB are refused before they are parsed: 100 times the longest
+# realistic program, and it bounds the time of the parse (Lark reads ~50-100 KB/s of dense code).
+MAX_SOURCE_BYTES = 256 * 1024
 
 NAME_ROLES: dict[str, Role] = {
     **dict.fromkeys(("w", "weight", "param", "params", "p", "theta"), Role.WEIGHT),
@@ -86,8 +96,9 @@ class SReturn:
 class SParam:
     name: str
     annotation: str | None
-    default: str | None
+    default: SNum | None
     loc: Loc
+    written: str  # the name as written (``name`` is its NFKC normal form)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,10 @@ class _TooDeep(Exception):
 class _Build(Transformer_NonRecursive):
     """Builds the surface AST from Lark's tree without recursion (deep nesting is safe)."""
 
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text  # the source, for the written spelling of names
+
     def start(self, func: SFunc) -> SFunc:
         return func
 
@@ -129,14 +144,17 @@ class _Build(Transformer_NonRecursive):
     def params(self, *ps: SParam) -> tuple[SParam, ...]:
         return ps
 
-    def param(self, name: Token, ann: Token | None, default: str | None) -> SParam:
-        return SParam(str(name), str(ann) if ann is not None else None, default, _tok(name))
+    def param(self, name: Token, ann: Token | None, default: SNum | None) -> SParam:
+        written = self.text[name.start_pos : name.end_pos] if name.start_pos is not None else name
+        return SParam(
+            str(name), str(ann) if ann is not None else None, default, _tok(name), str(written)
+        )
 
-    def signed_number(self, n: Token) -> str:
-        return str(n)
+    def signed_number(self, n: Token) -> SNum:
+        return SNum(str(n), _tok(n))
 
-    def negative_number(self, n: Token) -> str:
-        return "-" + str(n)
+    def negative_number(self, minus: Token, n: Token) -> SNum:
+        return SNum("-" + str(n), _tok(minus))
 
     def body(self, *items):
         return tuple(items[:-1]), items[-1]
@@ -219,22 +237,54 @@ _KEYWORD_MESSAGES = {
 }
 
 
+def normalize_name(name: str) -> str:
+    """A name's NFKC normal form: names equal after it are the same name, as in Python.
+
+    >>> normalize_name("𝔤"), normalize_name("ﬁ"), normalize_name("β1")
+    ('g', 'fi', 'β1')
+    """
+    return unicodedata.normalize("NFKC", name)
+
+
+_LOOKALIKES = {"×": "*", "·": "*", "÷": "/", "−": "-", "–": "-", "⁄": "/", "＝": "="}
+
+
+def _bad_character(written: str) -> tuple[int, str]:
+    """The first character of a NAME token that cannot be in a Python identifier."""
+    for i, c in enumerate(written):
+        if not written[: i + 1].isidentifier():
+            hint = f" (use '{_LOOKALIKES[c]}')" if c in _LOOKALIKES else ""
+            where = "" if i == 0 or hint else " (it cannot be part of a name)"
+            return i, f"unexpected character {c!r} (U+{ord(c):04X}){hint}{where}"
+    return 0, f"{written!r} is not a valid Python identifier"
+
+
 def _name_callback(tok: Token) -> Token:
-    if keyword.iskeyword(tok.value):
+    if not tok.value.isidentifier():  # as Python: the written name is an identifier, then NFKC
+        i, message = _bad_character(tok.value)
+        raise _LexError(tok, message, i)
+    name = normalize_name(tok.value)
+    spelled = "" if name == tok.value else f" (written {tok.value!r})"
+    if keyword.iskeyword(name):
         raise _LexError(
             tok,
             _KEYWORD_MESSAGES.get(
-                tok.value, f"'{tok.value}' is a Python keyword and cannot be used here"
+                name, f"'{name}'{spelled} is a Python keyword and cannot be used here"
             ),
         )
-    if tok.value.startswith("__"):
-        raise _LexError(tok, f"names starting with '__' are reserved: {tok.value!r}")
-    return tok
+    if name.startswith("__"):
+        raise _LexError(tok, f"names starting with '__' are reserved: {name!r}{spelled}")
+    return tok if name == tok.value else Token.new_borrow_pos(tok.type, name, tok)
 
 
 class _LexError(Exception):
-    def __init__(self, tok: Token, message: str) -> None:
-        self.tok, self.message = tok, message
+    def __init__(self, tok: Token, message: str, offset: int = 0) -> None:
+        self.tok, self.message, self.offset = tok, message, offset
+
+    @property
+    def loc(self) -> Loc:
+        at = _tok(self.tok)
+        return Loc(at.line, at.col + self.offset)
 
 
 def grammar_text() -> str:
@@ -341,16 +391,119 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str
 
 
 # -- public entry points ---------------------------------------------------------------------
-def read_source(path: str) -> str:
-    """The text of a program file; missing, unreadable and non-UTF-8 files raise ProgramError."""
+def literal_value(text: str) -> Fraction:
+    """The exact value of a number literal such as ``0.899``, ``-1e-8`` or ``3``.
+
+    The language accepts a literal of at most ``MAX_LITERAL_DIGITS`` significant digits whose
+    value, rounded to float64, is finite and (unless it is 0) not 0: every constant then runs as
+    written and its exact value stays small. Any other raises ``ValueError`` saying why.
+
+    >>> literal_value("0.5"), literal_value("-1e-8")
+    (Fraction(1, 2), Fraction(-1, 100000000))
+    >>> literal_value("1e400")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: number 1e400 is out of range: a literal must be a finite float64 (...)
+    """
+    shown = text if len(text) <= 24 else text[:20] + "..."
+    too_large = (
+        f"number {shown} is out of range: a literal must be a finite float64 "
+        f"(magnitude at most {sys.float_info.max!r})"
+    )
+    too_small = (
+        f"number {shown} is too small: it rounds to 0 in float64 (the smallest nonzero "
+        "magnitude is 5e-324); write 0 if zero is meant"
+    )
     try:
-        data = Path(path).read_bytes()
+        d = Decimal(text)
+    except InvalidOperation:  # malformed, or an exponent beyond what Decimal can hold
+        if not _NUMBER_SHAPE.match(text):
+            raise ValueError(f"{text!r} is not a number") from None
+        raise ValueError(too_small if "e-" in text.lower() else too_large) from None
+    if not d.is_finite():
+        raise ValueError(f"{text!r} is not a finite number")
+    if d.is_zero():
+        return Fraction(0)
+    if d.adjusted() > 308:  # checked on the exponent first: 10**999999999 is never built
+        raise ValueError(too_large)
+    if d.adjusted() < -325:
+        raise ValueError(too_small)
+    digits = "".join(map(str, d.as_tuple().digits)).strip("0")
+    if len(digits) > MAX_LITERAL_DIGITS:
+        raise ValueError(
+            f"number {shown} has {len(digits)} significant digits; at most "
+            f"{MAX_LITERAL_DIGITS} are allowed"
+        )
+    value = Fraction(d)
+    try:
+        rounded = float(value)
+    except OverflowError:
+        raise ValueError(too_large) from None
+    if rounded == 0:
+        raise ValueError(too_small)
+    return value
+
+
+def is_literal(value: Fraction) -> bool:
+    """Whether an exact number obeys the rule of :func:`literal_value` (a finite decimal of at
+    most ``MAX_LITERAL_DIGITS`` significant digits, finite and not 0 as a float64 unless 0): the
+    constants a program may hold, folded ones included.
+
+    >>> [is_literal(Fraction(v)) for v in ("0.996991", "1/3", 7**150, 10**400)]
+    [True, False, False, False]
+    """
+    if value == 0:
+        return True
+    den, twos, fives = value.denominator, 0, 0
+    while den % 2 == 0:
+        den, twos = den // 2, twos + 1
+    while den % 5 == 0:
+        den, fives = den // 5, fives + 1
+    if den != 1 or max(twos, fives) > 1100:
+        return False
+    try:
+        rounded = float(value)
+    except OverflowError:
+        return False
+    if rounded == 0:
+        return False
+    scale = max(twos, fives)  # value * 10**scale is an integer: its digits are the literal's
+    digits = str(abs(value.numerator) * 2 ** (scale - twos) * 5 ** (scale - fives)).strip("0")
+    return len(digits) <= MAX_LITERAL_DIGITS
+
+
+_NUMBER_SHAPE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def read_source(path: str) -> str:
+    """The text of a program file; missing, unreadable and non-UTF-8 files raise ProgramError.
+
+    Only regular files are read (a FIFO or a device such as ``/dev/zero`` is refused without
+    reading it), and at most ``MAX_SOURCE_BYTES``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
     except FileNotFoundError:
         raise ProgramError("no such file", path) from None
     except IsADirectoryError:
         raise ProgramError("is a directory, not a program file", path) from None
     except OSError as e:
         raise ProgramError(f"cannot read file: {e.strerror}", path) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ProgramError("is a directory, not a program file", path)
+        raise ProgramError(f"not a regular file ({file_kind(mode)}): not read", path)
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(MAX_SOURCE_BYTES + 1)
+        except OSError as e:
+            raise ProgramError(f"cannot read file: {e.strerror}", path) from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ProgramError(
+            f"file is larger than {MAX_SOURCE_BYTES // 1024} KiB, the limit for a program file",
+            path,
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -360,6 +513,17 @@ def read_source(path: str) -> str:
         raise ProgramError(
             f"not UTF-8 text (byte 0x{data[e.start]:02x})", path, line, col
         ) from None
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file or a directory is, for messages."""
+    kinds = [
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def parse_file(
@@ -399,17 +563,17 @@ def parse(
     parser = _parser()
     try:
         tree = parser.parse(text + ("\n" if not text.endswith("\n") else ""))
-        func = _Build().transform(tree)
+        func = _Build(text).transform(tree)
     except lark.exceptions.VisitError as e:
         inner = e.orig_exc
         if isinstance(inner, _TooDeep):
             raise fail(f"expression nested more than {MAX_DEPTH} levels deep", inner.loc) from None
         raise
     except _LexError as e:
-        raise fail(e.message, _tok(e.tok)) from None
+        raise fail(e.message, e.loc) from None
     except lark.exceptions.UnexpectedInput as e:
         if isinstance(e.__context__, _LexError):
-            raise fail(e.__context__.message, _tok(e.__context__.tok)) from None
+            raise fail(e.__context__.message, e.__context__.loc) from None
         message, line, col = _syntax_error(e, parser)
         raise fail(message, Loc(line, col)) from None
     except _TooDeep as e:
@@ -482,6 +646,12 @@ class _Lower:
             self.text,
         )
 
+    def _const(self, e: SNum) -> Const:
+        try:
+            return Const(literal_value(e.text), e.text)
+        except ValueError as err:
+            raise self.fail(str(err), e.loc) from None
+
     @staticmethod
     def _at(e: SExpr) -> Loc:
         return e.loc
@@ -498,10 +668,17 @@ class _Lower:
         for sp in self.func.params:
             self._check_name(sp.name, sp.loc)
             if sp.name in seen:
-                raise self.fail(f"duplicate parameter {sp.name!r}", sp.loc)
+                spellings = {seen[sp.name].written, sp.written}
+                same = (
+                    f" ({' and '.join(repr(w) for w in sorted(spellings))} are the same name "
+                    "after Unicode NFKC normalisation, as in Python)"
+                    if len(spellings) > 1
+                    else ""
+                )
+                raise self.fail(f"duplicate parameter {sp.name!r}{same}", sp.loc)
             seen[sp.name] = sp
             role = self._role(sp)
-            default = Const.of(sp.default) if sp.default is not None else None
+            default = self._const(sp.default) if sp.default is not None else None
             if default is not None and role in (Role.WEIGHT, Role.GRADIENT, Role.STEP):
                 raise self.fail(
                     f"the {role.value} parameter {sp.name!r} cannot have a default", sp.loc
@@ -576,7 +753,7 @@ class _Lower:
     def _expr(self, e: SExpr, dest: tuple[str, str] | None) -> Atom:
         """Lower ``e``; if ``dest`` = (var, target) is given, the top node is assigned to it."""
         if isinstance(e, SNum):
-            return Const.of(e.text)
+            return self._const(e)
         if isinstance(e, SName):
             if e.name in self.aliases:
                 return self.aliases[e.name]

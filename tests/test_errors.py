@@ -9,13 +9,19 @@ import re
 import subprocess
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simplifier.cli import main
 from simplifier.errors import ProgramError
+from simplifier.ir import Const
 from simplifier.parse import parse
 
 ERROR = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): error: (?P<message>.+)$")
@@ -55,7 +61,10 @@ CASES = [
         ("one program per file",),
     ),
     Bad("no-def", "u = g * 2\n", 1, 1, ("expected 'def'",)),
-    Bad("unknown-character", HEAD + "  u = g × 2\n  return u\n", 2, 9, ("'×'", "expected")),
+    Bad("unknown-character", HEAD + "  u = g × 2\n  return u\n", 2, 9, ("'×'", "use '*'")),
+    Bad("glued-lookalike", HEAD + "  u = g−2\n  return u\n", 2, 8, ("'−' (U+2212)", "use '-'")),
+    Bad("superscript-in-name", HEAD + "  x² = g\n  return x²\n", 2, 4, ("'²'", "part of a name")),
+    Bad("nbsp", HEAD + "  u = g\u00a0* 2\n  return u\n", 2, 8, ("'\\xa0'",)),
     # names and functions
     Bad(
         "unknown-function",
@@ -439,8 +448,8 @@ def test_moderate_nesting_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 @pytest.mark.slow
-def test_twenty_thousand_statements(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    n = 20_000
+def test_seven_thousand_statements(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    n = 7_000  # ~200 KB, under the 256 KiB limit of a program file
     body = ["  m = interp(g, m, 0.9)"]
     body += [f"  x{i} = tanh(x{i - 1}) * 0.5 + m" if i else "  x0 = m * 2" for i in range(n - 2)]
     body += [f"  update = sign(x{n - 3}) * lr"]
@@ -476,3 +485,215 @@ def test_in_a_subprocess(content: bytes, words: str, tmp_path: Path) -> None:
     assert r.stdout == ""
     assert "Traceback" not in r.stderr
     assert ERROR.match(r.stderr.split("\n")[0]) and words in r.stderr
+
+
+# -- number literals (issue 14, item 1) --------------------------------------------------------
+# A literal has at most MAX_LITERAL_DIGITS significant digits and its value, rounded to float64,
+# is finite and (unless it is 0) not 0. Anything else is a located error, found without building
+# the value.
+def literal_program(expr: str) -> str:
+    return f"def train(w, g, lr):\n  u = g * ({expr})\n  return u * lr\n"
+
+
+@pytest.mark.parametrize(
+    ("literal", "words"),
+    [
+        ("1e400", "out of range"),
+        ("1e5000", "out of range"),
+        ("1e999999999", "out of range"),
+        ("1e99999999999999999999999999", "out of range"),
+        ("-1e400", "out of range"),
+        ("1.8e308", "out of range"),
+        ("1e-400", "rounds to 0"),
+        ("2e-324", "rounds to 0"),
+        ("0.0000000000e-999999999999999999999", "rounds to 0"),
+        ("9" * 500, "out of range"),
+        ("1." + "2" * 100, "101 significant digits"),
+        ("0." + "0" * 200 + "1" * 101, "101 significant digits"),
+    ],
+)
+def test_literal_out_of_the_language(literal: str, words: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(ProgramError) as info:
+        parse(literal_program(literal), "t.py")
+    assert time.perf_counter() - start < 1.0  # 1e999999999 is refused, not computed
+    assert (info.value.line, info.value.col) == (2, 12)
+    assert words in info.value.message
+
+
+@pytest.mark.parametrize("literal", ["1.7976931348623157e308", "5e-324", "3e-324", "0e999999"])
+def test_literal_at_the_edges_of_float64(literal: str) -> None:
+    parse(literal_program(literal))
+
+
+def test_hyper_default_and_set_value_follow_the_literal_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.py"
+    path.write_text("def train(w, g, b=1e400):\n  return g * b\n", encoding="utf-8")
+    code, _, err = run_check(capsys, str(path))
+    assert code == 2
+    assert_one_error(err, str(path), 1, 19, ("out of range",))
+    path.write_text("def train(w, g, b=0.5):\n  return g * b\n", encoding="utf-8")
+    for value, words in [("1e999999999", "out of range"), ("1e-400", "rounds to 0")]:
+        code, out, err = run_check(capsys, str(path), "--set", f"b={value}")
+        assert code == 2 and out == ""
+        assert err.startswith("simplifier check: error: --set b: number") and words in err
+
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(FINITE)
+@settings(max_examples=60, deadline=None)
+def test_every_finite_float_literal_is_exact(x: float) -> None:
+    """repr of any finite float is a literal of the language: its exact decimal value, which
+    rounds back to the float."""
+    text = repr(abs(x))
+    p = parse(literal_program(text))
+    consts = [a for s in p.body for a in s.args if isinstance(a, Const)]
+    assert consts and consts[0].value == Fraction(Decimal(text))
+    assert float(consts[0].value) == abs(x)
+
+
+@given(
+    mantissa=st.from_regex(r"\A[1-9][0-9]{0,20}(\.[0-9]{0,20})?\Z"),
+    exponent=st.one_of(st.integers(309, 10**30), st.integers(-(10**30), -346)),
+)
+@settings(max_examples=60, deadline=None)
+def test_literals_beyond_float64_are_located_errors(mantissa: str, exponent: int) -> None:
+    with pytest.raises(ProgramError) as info:
+        parse(literal_program(f"{mantissa}e{exponent}"), "t.py")
+    assert (info.value.line, info.value.col) == (2, 12)
+    assert ("out of range" if exponent > 0 else "rounds to 0") in info.value.message
+
+
+@given(digits=st.integers(101, 300), zeros=st.integers(0, 300), point=st.integers(0, 300))
+@settings(max_examples=20, deadline=None)
+def test_literals_with_too_many_digits_are_located_errors(
+    digits: int, zeros: int, point: int
+) -> None:
+    text = "0." + "0" * zeros + "7" * digits  # e.g. 0.000777...: the digits, not the zeros, count
+    with pytest.raises(ProgramError, match=f"{digits} significant digits"):
+        parse(literal_program(text))
+    parse(literal_program("0." + "0" * zeros + "7" * 100 + "0" * point))
+
+
+@pytest.mark.parametrize("literal", ["3e-324", "1e-320", "1e300", "2.5e-310"])
+def test_printed_literals_parse_back(literal: str) -> None:
+    """The printer writes some constants in full (``0.000...0003``): those are literals too."""
+    from simplifier.printer import to_text
+
+    p = parse(literal_program(literal))
+    assert parse(to_text(p)) == p
+
+
+# Constant expressions whose exact value leaves float64: every command answers (folding keeps
+# the expression as written, where float64 gives inf or 0 as the emitted module would).
+@pytest.mark.parametrize(
+    "expr", ["1e308 * 10", "0.999 ** 10000", "10 ** 10 ** 6", "1e-300 * 1e-300", "2 ** 2000"]
+)
+@pytest.mark.parametrize("command", ["check", "analyze", "hash", "simplify", "emit"])
+def test_constant_expressions_beyond_float64_do_not_crash(
+    expr: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.py"
+    path.write_text(literal_program(expr), encoding="utf-8")
+    assert main([command, str(path)]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("expr", ["0.999 ** 10000", "10 ** 10 ** 6"])
+def test_equiv_with_huge_exact_constants_answers(
+    expr: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text(literal_program(expr), encoding="utf-8")
+    b.write_text(literal_program("1"), encoding="utf-8")
+    assert main(["equiv", str(a), str(b)]) == 1  # not equivalent, found numerically
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# -- names equal after NFKC are the same name (issue 14, item 2) ---------------------------------
+def test_names_are_python_identifiers_written_in_any_normal_form() -> None:
+    """NFD text (e + combining acute) and NFC text are the same name; so are ℘ and other
+    identifier characters Python accepts."""
+    p = parse("def train(w, g, lr, be\u0301ta=0.5):\n  ℘ = g * béta\n  return ℘ * lr\n")
+    assert p.params[-1].name == "béta" == unicodedata.normalize("NFC", "be\u0301ta")
+    assert p.body[0].var == "℘"
+
+
+def test_nfkc_equal_names_are_one_name() -> None:
+    p = parse("def train(w, 𝔤, ｍ, ﬁ=0.5):\n  m = interp(g, m, fi)\n  return sign(ｍ), m\n")
+    assert [(q.name, q.role.value) for q in p.params] == [
+        ("w", "weight"),
+        ("g", "gradient"),
+        ("m", "state"),
+        ("fi", "hyper"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "name", "col"),
+    [("w, g, 𝔤", "g", 17), ("w, g, m, ｍ", "m", 20), ("w, g, ﬁ=0.1, fi=0.2", "fi", 24)],
+)
+def test_nfkc_duplicate_parameters_are_located(params: str, name: str, col: int) -> None:
+    with pytest.raises(ProgramError) as info:
+        parse(f"def train({params}):\n  return g\n", "t.py")
+    assert (info.value.line, info.value.col) == (1, col)
+    assert f"duplicate parameter {name!r}" in info.value.message
+    assert "NFKC" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (HEAD + "  𝐢𝐟 = g\n  return g\n", 2, "'if'"),
+        (HEAD + "  u = g\n  ｒｅｔｕｒｎ u\n", 3, "'return' (written 'ｒｅｔｕｒｎ')"),
+    ],
+)
+def test_nfkc_forms_of_keywords(text: str, line: int, words: str) -> None:
+    with pytest.raises(ProgramError) as info:
+        parse(text, "t.py")
+    assert (info.value.line, info.value.col) == (line, 3) and words in info.value.message
+
+
+@given(st.text(st.characters(categories=["Lu", "Ll", "Lo", "Nd", "Pc"]), min_size=1, max_size=6))
+@settings(max_examples=80, deadline=None)
+def test_names_are_stored_in_nfkc(name: str) -> None:
+    """Any name the parser accepts is stored as its NFKC form (the name Python would read)."""
+    try:
+        p = parse(f"def train(w, g, lr):\n  {name} = g * lr\n  return {name}\n")
+    except ProgramError:
+        return
+    nfkc = unicodedata.normalize("NFKC", name)
+    assert nfkc.isidentifier()
+    assert p.body[0].var == nfkc
+
+
+# -- positions count lines as the parser does (issue 14, item 7) ---------------------------------
+@pytest.mark.parametrize("separator", ["\u2028", "\x0b", "\x0c", "\x1c", "\x85", "\u2029"])
+def test_context_line_after_other_line_separators(
+    separator: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.py"
+    path.write_text(
+        f"def train(w, g, lr):\n  # note{separator}more\n  u = sgn(g)\n  return u\n",
+        encoding="utf-8",
+    )
+    code, _, err = run_check(capsys, str(path))
+    assert code == 2
+    lines = err.split("\n")
+    assert lines[0].startswith(f"{path}:3:7: error: unknown function 'sgn'")
+    assert lines[1:3] == ["    u = sgn(g)", "        ^"]
+
+
+def test_context_line_shows_separators_as_spaces(capsys: pytest.CaptureFixture[str]) -> None:
+    error = ProgramError.at("bad", "p.py", "a\n\x0cu = x\u2028y\n", 2, 7)
+    assert error.render().split("\n")[1:] == ["   u = x y", "        ^"]
+
+
+def test_caret_under_wide_and_combining_characters() -> None:
+    error = ProgramError.at("bad", "p.py", "  x = 'β́' + 学习 + sgn\n", 1, 19)  # 's' of sgn
+    # the terminal shows "  x = 'β́' + " in 12 columns, 学习 in 4, " + " in 3
+    assert error.render().split("\n")[1:] == ["    x = 'β́' + 学习 + sgn", " " * (2 + 19) + "^"]

@@ -36,8 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from simplifier.cli.common import command_io
+
     try:
-        return int(args.func(args) or 0)
+        with command_io():
+            return int(args.func(args) or 0)
     except ProgramError as e:
         print(e.render(), file=sys.stderr)
         return 2

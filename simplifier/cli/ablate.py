@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from simplifier.cli.common import add_json_option, add_program_options, load, print_json
-from simplifier.errors import ProgramError, UsageError
+from simplifier.cli.common import (
+    add_json_option,
+    add_program_options,
+    check_output,
+    file_option,
+    load,
+    print_json,
+    write_output,
+)
+from simplifier.errors import UsageError
 from simplifier.ir import Program
 
 if TYPE_CHECKING:
@@ -29,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     p.add_argument("file", metavar="FILE")
     add_ablation_options(p)
-    p.add_argument("--plot", metavar="OUT.png", help="write a PNG plot of the table")
+    p.add_argument(
+        "--plot", metavar="OUT.png", type=file_option, help="write a PNG plot of the table"
+    )
     p.add_argument("--force", action="store_true", help="overwrite the --plot file")
     add_program_options(p)
     add_json_option(p)
@@ -134,34 +141,16 @@ def measure(program: Program, args: argparse.Namespace) -> AblationReport:
     return report
 
 
-def write_binary(path: str, data: bytes, force: bool) -> None:
-    """Write ``data`` atomically; refuse to overwrite without ``force`` (like write_output)."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise ProgramError("output file exists; pass --force to overwrite it", path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise ProgramError(f"directory {str(directory)!r} does not exist", path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     from simplifier.ablation.report import PlotUnavailable, plot_png, table
 
     program = load(args.file, args)
-    if args.plot and Path(args.plot).exists() and not args.force:
-        raise ProgramError("output file exists; pass --force to overwrite it", args.plot)
+    if args.plot:
+        check_output(args.plot, args.force)
     report = measure(program, args)
     if args.plot:
         try:
-            write_binary(args.plot, plot_png(report), args.force)
+            write_output(args.plot, plot_png(report), args.force)
         except PlotUnavailable as e:
             raise UsageError(str(e)) from None
     if args.json:

@@ -10,9 +10,14 @@ Exit 0 on success, 2 on bad input (nothing is written then).
 from __future__ import annotations
 
 import argparse
-import sys
 
-from simplifier.cli.common import add_program_options, load, write_output
+from simplifier.cli.common import (
+    add_program_options,
+    check_output,
+    load,
+    output_option,
+    write_output,
+)
 from simplifier.emit import default_class_name, emit_torch
 from simplifier.emit.lower import lower
 
@@ -26,7 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "betas, eps, weight_decay, other named constants); dead states are not allocated.",
     )
     p.add_argument("file", metavar="FILE", help="the program file")
-    p.add_argument("-o", "--output", metavar="OUT.py", help="write the module to OUT.py")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.py",
+        type=output_option,
+        help="write the module to OUT.py ('-': stdout)",
+    )
     p.add_argument(
         "--class-name",
         metavar="NAME",
@@ -38,11 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output(args.output, args.force)  # refuse before the work
     program = load(args.file, args)
     name = args.class_name or default_class_name(program)
     source = emit_torch(program, semantics=args.semantics, class_name=name)
-    if not args.output:
-        sys.stdout.write(source)
+    if args.output in (None, "-"):
+        write_output("-", source, args.force)
         return 0
     write_output(args.output, source, args.force)
     low = lower(program, args.semantics)

@@ -19,11 +19,12 @@ from simplifier.cli.ablate import add_simplify_options, simplify_with_ablation
 from simplifier.cli.common import (
     add_json_option,
     add_program_options,
+    check_output,
     load,
+    output_option,
     print_json,
     write_output,
 )
-from simplifier.errors import ProgramError
 from simplifier.passes.base import DEFAULT_TIME_LIMIT, Change
 
 
@@ -37,7 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "is checked against the input.",
     )
     p.add_argument("file", metavar="FILE", help="the program file")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the simplified program to OUT")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        type=output_option,
+        help="write the simplified program to OUT ('-': stdout)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     add_program_options(p)
     p.add_argument(
@@ -100,11 +107,10 @@ def run(args: argparse.Namespace) -> int:
     from simplifier.printer import to_text
     from simplifier.simplify import simplify
 
-    if args.output and not args.force:
-        from pathlib import Path
-
-        if Path(args.output).exists():  # fail before the work; write_output checks again
-            raise ProgramError("output file exists; pass --force to overwrite it", args.output)
+    if args.output == "-":  # stdout: the same as no -o
+        args.output = None
+    if args.output:
+        check_output(args.output, args.force)  # fail before the work; write_output checks again
     program = load(args.file, args)
     ablation = None
     if args.ablate:

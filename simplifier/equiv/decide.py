@@ -111,6 +111,8 @@ class Encoder:
         if isinstance(e, sp.Symbol):
             return self.symbol(e)
         if e.is_Rational:
+            if max(int(e.p).bit_length(), int(e.q).bit_length()) > 4096:  # e.g. 0.999 ** 10000
+                raise Unsupported("a constant of more than 4096 bits")
             return z3.RealVal(f"{int(e.p)}/{int(e.q)}")
         if e is sp.pi or e is sp.E:
             v = self._var(str(e))

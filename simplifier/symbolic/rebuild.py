@@ -38,6 +38,7 @@ import sympy as sp
 from simplifier.ir import Node, Param, Program, Role, fresh_name, statements_from_dag
 from simplifier.numeric import Semantics
 from simplifier.ops import OPS, Kind
+from simplifier.parse import is_literal
 from simplifier.passes.rules import printable
 from simplifier.symbolic.fold import Opaque
 from simplifier.symbolic.translate import (
@@ -81,17 +82,14 @@ class Unsupported(Exception):
     """A SymPy expression with no program form (a complex number, an infinity, ...)."""
 
 
-FLOAT64_LIMIT = 10**308  # a constant at least this large has no float64 value
-
-
 def const(value: Fraction | int) -> Node:
-    """An exact constant, refused (:class:`Unsupported`) when float64 cannot hold it: folding
-    never builds a number that would overflow when the program runs."""
-    value = Fraction(value)
-    if abs(value.numerator) >= FLOAT64_LIMIT or value.denominator >= FLOAT64_LIMIT:
-        digits = len(str(max(abs(value.numerator), value.denominator)))
-        raise Unsupported(f"a constant of {digits} digits, past float64's range")
-    return Node.make("const", (), value)
+    """A constant node. SymPy's exact arithmetic can reach values no literal can write
+    (``1e308 * 10``, ``0.999 ** 10000``, ``7 ** 150``): those are Unsupported, so folding keeps
+    its input."""
+    v = Fraction(value)
+    if not is_literal(v):
+        raise Unsupported("a folded constant is not a literal of the language (float64 range)")
+    return Node.make("const", (), v)
 
 
 def op(name: str, *args: Node) -> Node:
