@@ -461,7 +461,7 @@ def test_bfloat16_state_on_the_compiled_path() -> None:
             p.grad, q.grad = g.clone(), g.clone()
         opt.step()
         ref.step()
-    assert list(cls._init_group.__globals__["_COMPILED"]) == [True]  # type: ignore[attr-defined]
+    assert list(cls._gather.__globals__["_COMPILED"]) == [True]  # type: ignore[attr-defined]
     for p, q in zip(params, twins, strict=True):
         assert opt.state[p]["v"].dtype == torch.bfloat16
         torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-6)

@@ -21,10 +21,19 @@ tables of :mod:`simplifier.emit.torch_source` (:mod:`simplifier.emit.module`).
 
 from __future__ import annotations
 
+import base64
+import importlib
+import importlib.abc
+import importlib.machinery
+import itertools
+import json
 import keyword
 import linecache
 import re
+import sys
 import types
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,22 +96,82 @@ def emit_torch(
     return generate(plan(low), name, semantics, source_path, to_text(low.program))
 
 
-_counter = [0]
+#: The package under which :func:`compile_torch` registers its modules. A module's name encodes
+#: the program text, semantics and class name, so any process that can import simplifier can
+#: re-create the module from its name alone: pickled optimizers (``torch.save(opt)``), spawn-based
+#: multiprocessing and Ray workers find their class by the usual import.
+COMPILED_PACKAGE = "simplifier.emit.compiled"
+_counter = itertools.count(1)
+
+
+def _encode(text: str, semantics: str, class_name: str, path: str) -> str:
+    data = zlib.compress(json.dumps([text, semantics, class_name, path]).encode(), 9)
+    return "m" + base64.b32encode(data).decode().rstrip("=").lower()
+
+
+def _decode(key: str) -> tuple[str, Semantics, str, str]:
+    blob = key[1:].split("_", 1)[0].upper()
+    data = base64.b32decode(blob + "=" * (-len(blob) % 8))
+    text, semantics, class_name, path = json.loads(zlib.decompress(data))
+    return text, semantics, class_name, path
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``simplifier.emit.compiled.<key>``: the module emitted for the program, semantics
+    and class name that ``key`` encodes (see :func:`compile_torch`)."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == COMPILED_PACKAGE:
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        if fullname.startswith(COMPILED_PACKAGE + "."):
+            return importlib.machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None  # the default module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if module.__name__ == COMPILED_PACKAGE:
+            module.__path__ = []
+            return
+        from simplifier.parse import parse
+
+        text, semantics, class_name, path = _decode(module.__name__.rsplit(".", 1)[1])
+        source = emit_torch(parse(text, path), semantics=semantics, class_name=class_name)
+        _run(module, source, class_name)
+
+
+def _run(module: types.ModuleType, source: str, class_name: str) -> None:
+    """Execute an emitted module's source in ``module``."""
+    filename = f"<{class_name} emitted by simplifier>"
+    # Register the source so that tracebacks and torch.compile can show the generated lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)
+
+if not any(isinstance(f, _Finder) for f in sys.meta_path):
+    sys.meta_path.append(_Finder())
 
 
 def compile_torch(
     program: Program, *, semantics: Semantics = "math", class_name: str | None = None
 ) -> type[torch.optim.Optimizer]:
-    """The optimizer class of :func:`emit_torch`, executed in a fresh module."""
-    source = emit_torch(program, semantics=semantics, class_name=class_name)
+    """The optimizer class of :func:`emit_torch`, executed in a fresh module.
+
+    The module is registered as ``simplifier.emit.compiled.<key>``, where the key encodes the
+    program's text: the class pickles by reference like any importable class (``torch.save(opt)``
+    and ``pickle`` work, and a process that unpickles it re-creates the module from its name).
+    """
+    from simplifier.printer import to_text
+
     name = class_name or default_class_name(program)
-    _counter[0] += 1
-    module_name = f"simplifier_emitted_{_counter[0]}"
-    filename = f"<{module_name}>"
-    # Register the source so that tracebacks and torch.compile can show the generated lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module = types.ModuleType(module_name)
-    module.__file__ = filename
-    exec(compile(source, filename, "exec"), module.__dict__)
+    source = emit_torch(program, semantics=semantics, class_name=name)
+    key = _encode(to_text(program), semantics, name, program.path)
+    importlib.import_module(COMPILED_PACKAGE)
+    module = types.ModuleType(f"{COMPILED_PACKAGE}.{key}_{next(_counter)}")
+    _run(module, source, name)
+    sys.modules[module.__name__] = module
     cls: type[torch.optim.Optimizer] = getattr(module, name)
     return cls

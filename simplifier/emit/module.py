@@ -752,7 +752,7 @@ class _Module:
                 with code.block("with torch.enable_grad():"):
                     code("loss = closure()")
             with code.block("for index, group in enumerate(self.param_groups):"):
-                code("params, grads, states, steps = self._init_group(group)")
+                code("params, grads, states, steps = self._gather(group)")
                 with code.block('if group["flat"] and params:'):
                     code("buffers = self._flat.setdefault(index, [])")
                     by_step = self.low.step is not None
@@ -790,7 +790,7 @@ class _Module:
 
     def init_group(self, code: Code) -> None:
         low = self.low
-        code("def _init_group(")
+        code("def _gather(")
         code("    self, group: dict[str, object]")
         code(") -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:")
         with code.indented():
