@@ -461,7 +461,8 @@ def test_bfloat16_state_on_the_compiled_path() -> None:
             p.grad, q.grad = g.clone(), g.clone()
         opt.step()
         ref.step()
-    assert list(cls._gather.__globals__["_COMPILED"]) == [True]  # type: ignore[attr-defined]
+    kinds = list(cls._gather.__globals__["_COMPILED"])  # type: ignore[attr-defined]
+    assert kinds == [("cpu", torch.float32, torch.bfloat16, False)]
     for p, q in zip(params, twins, strict=True):
         assert opt.state[p]["v"].dtype == torch.bfloat16
         torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-6)
@@ -473,7 +474,7 @@ def test_default_path_is_torch_optims_choice() -> None:
     opt = cls([torch.nn.Parameter(torch.ones(2))])
     group = opt.param_groups[0]
     assert cls._path(group, group["params"]) == "single"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="cannot both be True"):
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):  # as torch.optim
         cls([torch.nn.Parameter(torch.ones(2))], foreach=True, fused=True)
 
 
@@ -506,7 +507,7 @@ def test_emitted_source_is_deterministic_and_imports_only_torch() -> None:
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported == {"__future__", "collections", "torch"}
+    assert imported == {"__future__", "collections", "types", "warnings", "torch"}  # stdlib, torch
 
 
 def test_emitted_sources_pass_ruff(tmp_path: Path) -> None:

@@ -40,6 +40,11 @@ from simplifier.ir import Atom, Const, Param, Program, Ref, Role, Stmt, format_n
 from simplifier.ops import OPS, Kind
 
 LrMode = Literal["product", "input", "absent"]
+#: The range a hyper's value must lie in, where the program makes it clear (checked by the
+#: constructor, which raises ValueError naming the argument): ``unit`` is [0, 1) (the weight of a
+#: moving average: 1 would freeze it, outside [0, 1] it diverges), ``nonnegative`` is >= 0 (eps,
+#: weight decay, a momentum factor of a state).
+Bound = Literal["unit", "nonnegative"]
 EPS_MAX = Fraction(1, 1000)  # a constant added to a divisor is called eps up to this size
 _ROLE_WORDS = {
     "mul": ("scale", "scale"),
@@ -60,6 +65,7 @@ class Hyper:
 
     name: str
     default: Fraction
+    bound: Bound | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +359,28 @@ def extract_hypers(program: Program) -> Extracted:
     return _apply(program, naming, lr_mode, lr_default, user_names, wd_key is not None)
 
 
+def _bounds(program: Program, eps: list[str], defaults: dict[str, Fraction]) -> dict[str, Bound]:
+    """The valid range of each hyper whose role makes one clear, when its default lies in it: an
+    interp weight of a moving average (unit), eps, weight decay, and a factor of a state's
+    incoming value (momentum; nonnegative)."""
+    dep = _state_dependent(program)
+    states = {Ref(s) for s in program.states}
+    found: dict[str, Bound] = {n: "nonnegative" for n in (*eps, "weight_decay")}
+    for s in program.body:
+        names = [a.name for a in s.args if isinstance(a, Ref) and a.name in defaults]
+        if s.op == "interp" and isinstance(s.args[2], Ref) and s.args[2].name in defaults:
+            if any(isinstance(a, Ref) and a.name in dep for a in s.args[:2]):
+                found[s.args[2].name] = "unit"
+        elif s.op == "mul" and any(a in states for a in s.args):
+            for n in names:
+                found.setdefault(n, "nonnegative")
+    inside = {
+        "unit": lambda v: 0 <= v < 1,
+        "nonnegative": lambda v: v >= 0,
+    }
+    return {n: b for n, b in found.items() if n in defaults and inside[b](defaults[n])}
+
+
 def _apply(
     program: Program,
     naming: _Naming,
@@ -376,13 +404,19 @@ def _apply(
         Ref(naming.hypers.get(a.name, a.name)) if isinstance(a, Ref) else a for a in program.outputs
     )
     d = naming.defaults
+    rewritten = replace(program, body=body, outputs=outputs)
+    bounds = _bounds(rewritten, naming.eps, d)
+
+    def hyper(n: str) -> Hyper:
+        return Hyper(n, d[n], bounds.get(n))
+
     signature = Signature(
         lr=lr_default,
         lr_mode=lr_mode,
-        betas=tuple(Hyper(n, d[n]) for n in naming.betas),
-        eps=tuple(Hyper(n, d[n]) for n in naming.eps),
-        weight_decay=Hyper("weight_decay", d["weight_decay"]) if has_wd else None,
-        named=tuple(Hyper(n, d[n]) for n in (*user_names, *naming.others)),
+        betas=tuple(hyper(n) for n in naming.betas),
+        eps=tuple(hyper(n) for n in naming.eps),
+        weight_decay=hyper("weight_decay") if has_wd else None,
+        named=tuple(hyper(n) for n in (*user_names, *naming.others)),
     )
     params = [p for p in program.params if p.role is not Role.HYPER]
     params += [

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from simplifier.emit.hypers import Hyper
 from simplifier.emit.lower import Arg, Instr, Lit, Lowered, VKind
 from simplifier.emit.names import Namespace
 from simplifier.emit.plan import Buffers, Plan, Stage, moves
@@ -310,6 +311,14 @@ class _Module:
         reductions = (OPS[s.op] for s in self.low.program.body if OPS[s.op].kind is Kind.REDUCTION)
         return any(not op.global_reduction for op in reductions)
 
+    @property
+    def reductions(self) -> list[str]:
+        """The ops of the program that reduce over a tensor (or a group), in program order."""
+        ops = [s.op for s in self.low.program.body]
+        return list(
+            dict.fromkeys(o for o in ops if OPS[o].kind is Kind.REDUCTION or OPS[o].global_reduction)
+        )
+
     def scalars(self) -> list[str]:
         """Keyword scalars of the path functions: hypers, then derived numbers."""
         return [*self.low.hypers, *self.plan.computed_numbers()]
@@ -495,7 +504,7 @@ class _Module:
         extra = [f"{v}: Tensor" for v in self.plan.group_values(self.final)]
         for line in self.signature("_fused_step", [*extra, "min_numel: int | None"], "None"):
             code(line)
-        self.helpers |= {"_fusable", "_as_tensors", "_compiled_kernel"}
+        self.helpers |= {"_fusable", "_as_tensors", "_compiled_kernel", "_give_up"}
         states = [f'states["{s}"][idx]' for s in low.states]
         stepnums = self.plan.reads(self.final.instrs, VKind.STEPNUM)
         numbers = self.kernel_numbers()
@@ -512,39 +521,73 @@ class _Module:
             code("    for idx in range(len(params))")
             code(f"    if _fusable([{tensors}], min_numel)")
             code("]")
-            with code.block("if len(large) < len(params):"):
-                code("small = sorted(set(range(len(params))) - set(large))")
-                code("_foreach_step(")
-                code("    [params[idx] for idx in small],")
-                code("    [grads[idx] for idx in small],")
-                if low.states:
-                    code("    {k: [v[idx] for idx in small] for k, v in states.items()},")
-                if self.plan.stage_stepnums():
-                    code("    {k: [v[idx] for idx in small] for k, v in per_param.items()},")
-                for s in [*self.scalars(), *group]:
-                    code(f"    {s}={s},")
-                code("    maximize=maximize,")
-                code(")")
-            if not low.states:
-                code("kernel = _compiled_kernel(False)")
+            code("rest = [idx for idx in range(len(params)) if idx not in set(large)]")
             if numbers:
                 code("scalars: dict[tuple[torch.device, torch.dtype], tuple[Tensor, ...]] = {}")
             with code.block("for idx in large:"):
-                if low.states:
-                    code(f"kernel = _compiled_kernel({states[0]}.dtype != params[idx].dtype)")
+                like = states[0] if states else "params[idx]"
+                code(f"kind = (params[idx].device.type, params[idx].dtype, {like}.dtype, maximize)")
+                code("kernel = _compiled_kernel(kind)")
+                with code.block("if kernel is None:"):
+                    code("rest.append(idx)")
+                    code("continue")
                 if numbers:
                     code("key = (params[idx].device, params[idx].dtype)")
                     with code.block("if key not in scalars:"):
                         code(f"scalars[key] = _as_tensors([{', '.join(numbers)}], params[idx])")
-                code("kernel(")
-                for t in ["params[idx]", "grads[idx]", *states]:
-                    code(f"    {t}.view(-1),")
+                with code.block("try:"):
+                    code("kernel(")
+                    for t in ["params[idx]", "grads[idx]", *states]:
+                        code(f"    {t}.view(-1),")
+                    if numbers:
+                        code("    *scalars[key],")
+                    if stepnums:
+                        values = ", ".join(f'per_param["{n}"][idx]' for n in stepnums)
+                        code(f"    *_as_tensors([{values}], params[idx]),")
+                    for v in group:
+                        code(f"    {v},")
+                    code("    maximize,")
+                    code(")")
+                with code.block("except Exception as error:"):
+                    code("_give_up(kind, error)  # or raise it")
+                    code("rest.append(idx)")
+            with code.block("if rest:"):
+                code("_foreach_step(")
+                code("    [params[idx] for idx in rest],")
+                code("    [grads[idx] for idx in rest],")
+                if low.states:
+                    code("    {k: [v[idx] for idx in rest] for k, v in states.items()},")
+                if self.plan.stage_stepnums():
+                    code("    {k: [v[idx] for idx in rest] for k, v in per_param.items()},")
+                for s in [*self.scalars(), *group]:
+                    code(f"    {s}={s},")
+                code("    maximize=maximize,")
+                code(")")
+        return code.text()
+
+    def differentiable_fn(self) -> str:
+        low = self.low
+        code = Code()
+        extra = [f"{v}: Tensor" for v in self.plan.group_values(self.final)]
+        for line in self.signature("_differentiable_step", extra, "None"):
+            code(line)
+        self.helpers.add("_as_tensors")
+        stepnums = self.plan.reads(self.final.instrs, VKind.STEPNUM)
+        numbers = self.kernel_numbers()
+        with code.indented():
+            code('"""The last stage through ``_kernel`` run eagerly, parameter by parameter: it is')
+            code("functional up to its final copies, so autograd records the step")
+            code('(differentiable=True)."""')
+            with code.block("for idx in range(len(params)):"):
+                code("_kernel(")
+                for t in ["params[idx]", "grads[idx]", *(f'states["{s}"][idx]' for s in low.states)]:
+                    code(f"    {t},")
                 if numbers:
-                    code("    *scalars[key],")
+                    code(f"    *_as_tensors([{', '.join(numbers)}], params[idx]),")
                 if stepnums:
                     values = ", ".join(f'per_param["{n}"][idx]' for n in stepnums)
                     code(f"    *_as_tensors([{values}], params[idx]),")
-                for v in group:
+                for v in self.plan.group_values(self.final):
                     code(f"    {v},")
                 code("    maximize,")
                 code(")")
@@ -620,12 +663,12 @@ class _Module:
             with code.block("def __setstate__(self, state: dict[str, object]) -> None:"):
                 code("super().__setstate__(state)")
                 with code.block("for group in self.param_groups:"):
-                    code('group.setdefault("maximize", False)')
-                    code('group.setdefault("foreach", None)')
-                    code('group.setdefault("fused", None)')
-                    code('group.setdefault("state_dtype", None)')
-                    code('group.setdefault("flat", False)')
+                    for name, _, default in KEYWORDS:
+                        code(f'group.setdefault("{name}", {default})')
                 code('self.__dict__.setdefault("_flat", {})')
+                if self.low.states:
+                    code("# Hooks are not pickled (nor deep-copied): register it again.")
+                    code("self.register_load_state_dict_post_hook(_restore_state_dtype)")
             code("")
             self.step_method(code)
             code("")
@@ -639,6 +682,8 @@ class _Module:
             with code.block("def _path(group: dict[str, object], params: list[Tensor]) -> str:"):
                 code('"""fused, foreach or single: as torch.optim chooses when not told (foreach')
                 code('kernels where the device has them, so on CUDA; never fused by default)."""')
+                with code.block('if group["differentiable"]:'):
+                    code('return "differentiable"')
                 with code.block('if group["fused"]:'):
                     code('return "fused"')
                 code('foreach = group["foreach"]')
@@ -707,11 +752,8 @@ class _Module:
             kind = "tuple[float, ...]" if name == "betas" else "float"
             code(f"    {name}: {kind} = {default},")
         code("    *,")
-        code("    maximize: bool = False,")
-        code("    foreach: bool | None = None,")
-        code("    fused: bool | None = None,")
-        code("    state_dtype: torch.dtype | None = None,")
-        code("    flat: bool = False,")
+        for name, kind, default in KEYWORDS:
+            code(f"    {name}: {kind} = {default},")
         code(") -> None:")
         with code.indented():
             with code.block("if not lr >= 0.0:"):
@@ -720,17 +762,17 @@ class _Module:
                 with code.block(f"if len(betas) != {len(sig.betas)}:"):
                     n = len(sig.betas)
                     code(f'raise ValueError(f"betas must have {n} values, got {{betas}}")')
-            with code.block("if foreach and fused:"):
-                code('raise ValueError("foreach and fused cannot both be True")')
-            if self.per_tensor:
-                with code.block("if flat:"):
-                    message = "flat=True needs a program without per-tensor reductions (norm)"
-                    code(f'raise ValueError("{message}")')
+            for arg, h in self.bounded():
+                test, text = _BOUND_TESTS[h.bound]  # type: ignore[index]
+                label = f"{arg} ({h.name})" if arg != h.name else arg
+                with code.block(f"if not {test.format(arg)}:"):
+                    code(f'raise ValueError(f"invalid {label}: {{{arg}}} is not {text}")')
+            self.keyword_checks(code)
             code("defaults = {")
             for name, _ in sig.keywords():
                 value = "tuple(betas)" if name == "betas" else name
                 code(f'    "{name}": {value},')
-            for name in ("maximize", "foreach", "fused", "state_dtype", "flat"):
+            for name, _, _ in KEYWORDS:
                 code(f'    "{name}": {name},')
             code("}")
             code("super().__init__(params, defaults)")
@@ -741,40 +783,74 @@ class _Module:
                 code("self.register_load_state_dict_post_hook(_restore_state_dtype)")
                 self.helpers.add("_restore_state_dtype")
 
+    def bounded(self) -> list[tuple[str, Hyper]]:
+        """(the expression of the argument, its hyper) for each hyper with a valid range."""
+        sig = self.low.signature
+        out = []
+        for h in sig.hypers():
+            if h.bound is None:
+                continue
+            if sig.betas_keyword == "betas" and h in sig.betas:
+                out.append((f"betas[{sig.betas.index(h)}]", h))
+            else:
+                out.append((h.name, h))
+        return out
+
+    def keyword_checks(self, code: Code) -> None:
+        """The checks of the keywords every emitted class takes, as torch.optim makes them."""
+        with code.block("if foreach and fused:"):
+            code('raise RuntimeError("`fused` and `foreach` cannot be `True` together.")')
+        with code.block("if differentiable and (fused or foreach or flat):"):
+            code("raise RuntimeError(")
+            code('    "differentiable=True runs the per-tensor path: it cannot be combined with "')
+            code('    "fused, foreach or flat"')
+            code(")")
+        with code.block("if capturable:"):
+            code("raise ValueError(")
+            code('    "capturable=True is not supported: the step computes its step counts and "')
+            code('    "the scalars derived from them on the host, which CUDA graph capture forbids"')
+            code(")")
+        if self.per_tensor:
+            with code.block("if flat:"):
+                message = "flat=True needs a program without per-tensor reductions (norm)"
+                code(f'raise ValueError("{message}")')
+
     def step_method(self, code: Code) -> None:
-        code("@torch.no_grad()")
         code("def step(self, closure: Callable[[], float] | None = None) -> float | None:")
         with code.indented():
             code('"""Perform one optimization step; ``closure`` re-evaluates the model and returns')
-            code('the loss."""')
+            code("the loss. Autograd does not record the step, unless the optimizer was made with")
+            code('differentiable=True."""')
             code("loss = None")
             with code.block("if closure is not None:"):
                 with code.block("with torch.enable_grad():"):
                     code("loss = closure()")
-            with code.block("for index, group in enumerate(self.param_groups):"):
-                code("params, grads, states, steps = self._gather(group)")
-                with code.block('if group["flat"] and params:'):
-                    code("buffers = self._flat.setdefault(index, [])")
-                    by_step = self.low.step is not None
-                    args = f"buffers, params, states, steps, self.state, {by_step}"
-                    code(f"params, grads, states, steps = _flat_lists({args})")
-                with code.block("if params:"):
-                    code("self._step_group(group, params, grads, states, steps)")
+            with code.block('with torch.set_grad_enabled(bool(self.defaults["differentiable"])):'):
+                with code.block("for index, group in enumerate(self.param_groups):"):
+                    code("params, grads, states, steps = self._gather(group)")
+                    with code.block('if group["flat"] and params:'):
+                        code("buffers = self._flat.setdefault(index, [])")
+                        by_step = self.low.step is not None
+                        args = f"buffers, params, grads, states, steps, self.state, {by_step}"
+                        code(f"params, grads, states, steps = _flat_lists({args})")
+                    with code.block("if params:"):
+                        code("self._step_group(group, params, grads, states, steps)")
             code("return loss")
 
     def zero_grad_method(self, code: Code) -> None:
         code("def zero_grad(self, set_to_none: bool = True) -> None:")
         with code.indented():
-            code('"""As torch.optim\'s, except for the parameters of flat buffers (flat=True):')
-            code("their gradients are zeroed in place, one fill per buffer, and stay views of it")
-            code("whatever set_to_none says (so, as with set_to_none=False, a parameter that gets")
-            code('no gradient takes a step with a zero one)."""')
+            code('"""As torch.optim\'s. With set_to_none=False, the gradients of flat buffers')
+            code("(flat=True) are zeroed in place, one fill per buffer, and stay views of it, so")
+            code("that backward accumulates into the buffer (set_to_none=True drops them: the next")
+            code('step copies the new gradients into the buffer)."""')
             code("flat: set[int] = set()")
-            with code.block("for buffers in self._flat.values():"):
-                with code.block("for buffer in buffers:"):
-                    with code.block("if buffer.intact():"):
-                        code("buffer.zero_grad()")
-                        code("flat.update(id(p) for p in buffer.params)")
+            with code.block("if not set_to_none:"):
+                with code.block("for buffers in self._flat.values():"):
+                    with code.block("for buffer in buffers:"):
+                        with code.block("if buffer.intact():"):
+                            code("buffer.zero_grad()")
+                            code("flat.update(id(p) for p in buffer.params)")
             with code.block("for group in self.param_groups:"):
                 with code.block('for p in group["params"]:'):
                     with code.block("if p.grad is None or id(p) in flat:"):
@@ -790,6 +866,7 @@ class _Module:
 
     def init_group(self, code: Code) -> None:
         low = self.low
+        self.helpers.add("_real")
         code("def _gather(")
         code("    self, group: dict[str, object]")
         code(") -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:")
@@ -813,7 +890,19 @@ class _Module:
                     )
                 with code.block("if torch.is_complex(p):"):
                     name = self.class_name
-                    code(f'raise RuntimeError("{name} does not support complex parameters")')
+                    if self.reductions:
+                        what = ", ".join(self.reductions)
+                        code("raise RuntimeError(")
+                        code(f'    "{name} does not support complex parameters: its program "')
+                        code(f'    "reduces over tensors ({what}): "')
+                        code('    "only element-wise programs treat them as pairs of reals"')
+                        code(")")
+                    else:
+                        with code.block('if group["state_dtype"] is not None:'):
+                            code("raise RuntimeError(")
+                            code('    "state_dtype does not apply to complex parameters (their "')
+                            code('    "states are complex, in the parameter\'s dtype)"')
+                            code(")")
                 code("state = self.state[p]")
                 with code.block("if not state:"):
                     code('state["step"] = 0')
@@ -824,11 +913,12 @@ class _Module:
                         code("    p, dtype=dtype, memory_format=torch.preserve_format")
                         code(")")
                 code('state["step"] += 1')
-                code("params.append(p)")
-                code("grads.append(p.grad)")
+                code("# Complex parameters (element-wise programs): their real views, as torch.optim.")
+                code("params.append(_real(p))")
+                code("grads.append(_real(p.grad))")
                 code('steps.append(state["step"])')
                 with code.block("for name, values in states.items():"):
-                    code("values.append(state[name])")
+                    code("values.append(_real(state[name]))")
             code("return params, grads, states, steps")
 
     def step_group(self, code: Code) -> None:
@@ -867,7 +957,8 @@ class _Module:
             code('maximize = bool(group["maximize"])')
             code("path = self._path(group, params)")
             if plan.staged:
-                code('reduce = _single_tensor_reduce if path == "single" else _foreach_reduce')
+                code('foreach = path in ("foreach", "fused")')
+                code("reduce = _foreach_reduce if foreach else _single_tensor_reduce")
                 _call(code, "reduced = reduce", f"{lists}, maximize=maximize, **scalars")
                 tail = ", **scalars, **reduced"
             else:
@@ -877,8 +968,27 @@ class _Module:
                 _call(code, "_fused_step", f"{lists}, maximize=maximize, min_numel=min_numel{tail}")
             with code.block('elif path == "foreach":'):
                 _call(code, "_foreach_step", f"{lists}, maximize=maximize{tail}")
+            with code.block('elif path == "differentiable":'):
+                _call(code, "_differentiable_step", f"{lists}, maximize=maximize{tail}")
             with code.block("else:"):
                 _call(code, "_single_tensor_step", f"{lists}, maximize=maximize{tail}")
+
+
+# The keyword-only arguments every emitted class takes: (name, annotation, default).
+KEYWORDS = (
+    ("maximize", "bool", "False"),
+    ("foreach", "bool | None", "None"),
+    ("fused", "bool | None", "None"),
+    ("state_dtype", "torch.dtype | None", "None"),
+    ("flat", "bool", "False"),
+    ("differentiable", "bool", "False"),
+    ("capturable", "bool", "False"),
+)
+# A hyper's valid range (see simplifier.emit.hypers.Bound): the test, and how the error says it.
+_BOUND_TESTS = {
+    "unit": ("0.0 <= {} < 1.0", "in [0, 1)"),
+    "nonnegative": ("{} >= 0.0", ">= 0"),
+}
 
 
 def _call(code: Code, fn: str, args: str) -> None:
@@ -905,6 +1015,9 @@ HELPERS: dict[str, str] = {
     "_f64": '''def _f64(x: float) -> Tensor:
     """A float64 0-d tensor: scalar arithmetic with IEEE semantics (1 / 0 is inf)."""
     return torch.tensor(x, dtype=torch.float64)''',
+    "_real": '''def _real(t: Tensor) -> Tensor:
+    """A complex tensor as its real view (a trailing dimension of 2); other tensors as they are."""
+    return torch.view_as_real(t) if t.is_complex() else t''',
     "_stack": '''def _stack(parts: list[Tensor]) -> Tensor:
     """Per-parameter partial results, stacked on the first one's device."""
     return torch.stack([p.to(parts[0].device) for p in parts])''',
@@ -1055,17 +1168,17 @@ HELPERS: dict[str, str] = {
     "_flat_lists": '''def _flat_lists(
     buffers: list[_Flat],
     params: list[Tensor],
+    grads: list[Tensor],
     states: dict[str, list[Tensor]],
     steps: list[int],
     state_of: Mapping[Tensor, dict[str, Tensor]],
     by_step: bool,
 ) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:
     """flat=True: the step's lists with each buffer in place of its parameters when they all have
-    a gradient (otherwise they take this step one by one, as views). ``states`` gives the state
-    names; gradients and states are read afresh from the parameters. Parameters in no buffer (at
+    a gradient (otherwise they take this step one by one, as views). Parameters in no buffer (at
     the first step, after ``p.data`` was replaced or, when the program reads the step count
     (``by_step``), after their counts diverged) are gathered into new buffers first, by device,
-    dtypes and (``by_step``) step count."""
+    dtypes and (``by_step``) step count. Real views of complex parameters stay out of buffers."""
     position = {id(p): i for i, p in enumerate(params)}
 
     def keep(b: _Flat) -> bool:
@@ -1079,9 +1192,9 @@ HELPERS: dict[str, str] = {
     names = list(states)
     fresh: dict[tuple[object, ...], list[Tensor]] = {}
     for p, step in zip(params, steps, strict=True):
-        state = state_of[p]
-        if id(p) in inside or p.numel() == 0 or not p.is_contiguous():
+        if id(p) in inside or p not in state_of or p.numel() == 0 or not p.is_contiguous():
             continue
+        state = state_of[p]
         if any(state[k].shape != p.shape for k in names):
             continue
         key = (p.device, p.dtype, step if by_step else 0, *(state[k].dtype for k in names))
@@ -1104,22 +1217,41 @@ HELPERS: dict[str, str] = {
     for i, p in enumerate(params):
         if i not in merged:
             out[0].append(p)
-            out[1].append(p.grad)
+            out[1].append(grads[i])
             for k in names:
-                out[2][k].append(state_of[p][k])
+                out[2][k].append(states[k][i])
             out[3].append(steps[i])
     return out''',
-    "_compiled_kernel": '''def _compiled_kernel(mixed: bool) -> Callable[..., None]:
-    """``_kernel`` compiled once per process, and once more for parameters whose states have
-    another dtype (``mixed``, see MIXED_DTYPE_OPTIONS): dynamic shapes, so one compilation serves
-    every parameter size (Dynamo adds one per dtype and device it meets)."""
-    if mixed not in _COMPILED:
+    "_compiled_kernel": '''def _compiled_kernel(kind: tuple[object, ...]) -> Callable[..., None] | None:
+    """``_kernel`` compiled for one kind of parameter: (device type, dtype, state dtype,
+    maximize). Each kind compiles its own copy of the function, because Dynamo counts
+    recompilations per code object (8 at most): one shared function would fail once it met 8
+    kinds. Dynamic shapes: a new parameter size does not recompile. States in another dtype than
+    their parameter use MIXED_DTYPE_OPTIONS. None for a kind that failed to compile."""
+    if kind not in _COMPILED:
         options = dict(COMPILE_OPTIONS)
         inductor = options.get("options")
-        if mixed and isinstance(inductor, dict):
+        if kind[1] != kind[2] and isinstance(inductor, dict):
             options["options"] = {**inductor, **MIXED_DTYPE_OPTIONS}
-        _COMPILED[mixed] = torch.compile(_kernel, **options)
-    return _COMPILED[mixed]''',
+        code = _kernel.__code__.replace()  # a new code object: its own Dynamo cache
+        copy = types.FunctionType(code, _kernel.__globals__, _kernel.__name__)
+        _COMPILED[kind] = torch.compile(copy, **options)
+    return _COMPILED[kind]''',
+    "_give_up": '''def _give_up(kind: tuple[object, ...], error: Exception) -> None:
+    """After torch.compile failed (before the kernel ran: the recompilation limit, a backend
+    compiler's error), parameters of that kind take the foreach path from now on, with a
+    warning. Any other error is raised again."""
+    from torch._dynamo import exc
+
+    if not isinstance(error, (exc.FailOnRecompileLimitHit, exc.BackendCompilerFailed)):
+        raise error
+    _COMPILED[kind] = None
+    warnings.warn(
+        f"fused=True: compiling the kernel for {kind} failed ({type(error).__name__}: {error}); "
+        "these parameters take the foreach path",
+        RuntimeWarning,
+        stacklevel=3,
+    )''',
 }
 
 
@@ -1180,7 +1312,8 @@ def generate(
     functions: list[str] = []
     if plan.staged:
         functions += [m.reduce_fn("single"), m.reduce_fn("foreach")]
-    functions += [m.step_fn("single"), m.step_fn("foreach"), m.fused_fn(), m.kernel_fn()]
+    functions += [m.step_fn("single"), m.step_fn("foreach"), m.fused_fn()]
+    functions += [m.differentiable_fn(), m.kernel_fn()]
     if plan.computed_numbers():
         functions.append(m.numbers_fn())
     if plan.stage_stepnums():
@@ -1194,6 +1327,8 @@ def generate(
         "",
         "from __future__ import annotations",
         "",
+        "import types",
+        "import warnings",
         "from collections.abc import " + ", ".join(abc),
         "",
         "import torch",
@@ -1223,7 +1358,8 @@ def generate(
         "# half a vector at a time through masked stores, which ran it at half the speed on an",
         "# AVX-512 AMD EPYC CPU (the kernel is memory-bound: 256-bit vectors lose nothing).",
         'MIXED_DTYPE_OPTIONS: dict[str, object] = {"cpp.simdlen": 256}',
-        "_COMPILED: dict[bool, Callable[..., None]] = {}",
+        "# The compiled kernels, by kind of parameter (see _compiled_kernel).",
+        "_COMPILED: dict[tuple[object, ...], Callable[..., None] | None] = {}",
     ]
     parts = ["\n".join(head), cls, *functions, *helpers]
     return "\n\n\n".join(parts) + "\n"
