@@ -151,6 +151,7 @@ def _run(module: types.ModuleType, source: str, class_name: str) -> None:
     module.__file__ = filename
     exec(compile(source, filename, "exec"), module.__dict__)
 
+
 if not any(isinstance(f, _Finder) for f in sys.meta_path):
     sys.meta_path.append(_Finder())
 

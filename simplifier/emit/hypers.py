@@ -309,8 +309,10 @@ def extract_hypers(program: Program) -> Extracted:
     uses = program.uses()
     dep = _state_dependent(program)
 
-    fixed = {p.name for p in program.params if p.role is not Role.HYPER}
-    ns = Namespace(RESERVED | fixed | {"lr", "betas", "weight_decay"})
+    ns = Namespace(RESERVED | {"lr", "betas", "weight_decay"})
+    for p in program.params:  # the names lowering gives the inputs (same order, same rules)
+        if p.role not in (Role.HYPER, Role.LR):
+            ns.name(p.name)
     naming = _Naming(program, ns, {}, {}, {}, [], [], [])
     beta_const: dict[Fraction, str] = {}
     for i, (kind, value) in enumerate(beta_keys, 1):

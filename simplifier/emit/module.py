@@ -28,6 +28,7 @@ from typing import Literal
 
 from simplifier.emit.hypers import Hyper
 from simplifier.emit.lower import Arg, Instr, Lit, Lowered, VKind
+from simplifier.emit.names import CLASS_KEYWORDS as KEYWORDS
 from simplifier.emit.names import Namespace
 from simplifier.emit.plan import Buffers, Plan, Stage, moves
 from simplifier.emit.torch_source import EAGER, FUNCTIONAL, A, foreach_source
@@ -315,9 +316,8 @@ class _Module:
     def reductions(self) -> list[str]:
         """The ops of the program that reduce over a tensor (or a group), in program order."""
         ops = [s.op for s in self.low.program.body]
-        return list(
-            dict.fromkeys(o for o in ops if OPS[o].kind is Kind.REDUCTION or OPS[o].global_reduction)
-        )
+        reducing = (o for o in ops if OPS[o].kind is Kind.REDUCTION or OPS[o].global_reduction)
+        return list(dict.fromkeys(reducing))
 
     def scalars(self) -> list[str]:
         """Keyword scalars of the path functions: hypers, then derived numbers."""
@@ -580,7 +580,8 @@ class _Module:
             code('(differentiable=True)."""')
             with code.block("for idx in range(len(params)):"):
                 code("_kernel(")
-                for t in ["params[idx]", "grads[idx]", *(f'states["{s}"][idx]' for s in low.states)]:
+                states = [f'states["{s}"][idx]' for s in low.states]
+                for t in ["params[idx]", "grads[idx]", *states]:
                     code(f"    {t},")
                 if numbers:
                     code(f"    *_as_tensors([{', '.join(numbers)}], params[idx]),")
@@ -807,8 +808,8 @@ class _Module:
             code(")")
         with code.block("if capturable:"):
             code("raise ValueError(")
-            code('    "capturable=True is not supported: the step computes its step counts and "')
-            code('    "the scalars derived from them on the host, which CUDA graph capture forbids"')
+            code('    "capturable=True is not supported: the step computes its step counts "')
+            code('    "and the scalars derived from them on the host (CUDA graphs cannot)"')
             code(")")
         if self.per_tensor:
             with code.block("if flat:"):
@@ -913,7 +914,7 @@ class _Module:
                         code("    p, dtype=dtype, memory_format=torch.preserve_format")
                         code(")")
                 code('state["step"] += 1')
-                code("# Complex parameters (element-wise programs): their real views, as torch.optim.")
+                code("# Complex parameters (element-wise programs) as real views, as torch.optim.")
                 code("params.append(_real(p))")
                 code("grads.append(_real(p.grad))")
                 code('steps.append(state["step"])')
@@ -974,16 +975,6 @@ class _Module:
                 _call(code, "_single_tensor_step", f"{lists}, maximize=maximize{tail}")
 
 
-# The keyword-only arguments every emitted class takes: (name, annotation, default).
-KEYWORDS = (
-    ("maximize", "bool", "False"),
-    ("foreach", "bool | None", "None"),
-    ("fused", "bool | None", "None"),
-    ("state_dtype", "torch.dtype | None", "None"),
-    ("flat", "bool", "False"),
-    ("differentiable", "bool", "False"),
-    ("capturable", "bool", "False"),
-)
 # A hyper's valid range (see simplifier.emit.hypers.Bound): the test, and how the error says it.
 _BOUND_TESTS = {
     "unit": ("0.0 <= {} < 1.0", "in [0, 1)"),
@@ -1222,7 +1213,9 @@ HELPERS: dict[str, str] = {
                 out[2][k].append(states[k][i])
             out[3].append(steps[i])
     return out''',
-    "_compiled_kernel": '''def _compiled_kernel(kind: tuple[object, ...]) -> Callable[..., None] | None:
+    "_compiled_kernel": '''def _compiled_kernel(
+    kind: tuple[object, ...],
+) -> Callable[..., None] | None:
     """``_kernel`` compiled for one kind of parameter: (device type, dtype, state dtype,
     maximize). Each kind compiles its own copy of the function, because Dynamo counts
     recompilations per code object (8 at most): one shared function would fail once it met 8
