@@ -308,7 +308,7 @@ def test_state_dict_resume_is_bit_identical(name: str, path: str, eager_compile)
     saved = {"opt": opt.state_dict(), "params": [p.detach().clone() for p in params]}
     saved = torch.load(_roundtrip(saved), weights_only=False)
     resumed = [torch.nn.Parameter(w) for w in saved["params"]]
-    opt2 = cls(resumed, **options)
+    opt2 = cls(resumed, lr=1.0, **options)  # the lr comes with the state_dict
     configure(opt2)
     opt2.load_state_dict(saved["opt"])
     for t in range(half, STEPS):

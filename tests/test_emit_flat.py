@@ -217,4 +217,4 @@ def test_a_frozen_parameter_does_not_move_with_flat_buffers() -> None:
 
 def test_flat_is_refused_for_per_tensor_reductions() -> None:
     with pytest.raises(ValueError, match="per-tensor reductions"):
-        emitted(PER_TENSOR)([torch.nn.Parameter(torch.ones(2))], flat=True)
+        emitted(PER_TENSOR)([torch.nn.Parameter(torch.ones(2))], lr=0.1, flat=True)

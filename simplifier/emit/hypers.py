@@ -3,10 +3,12 @@
 The emitted optimizer's keyword arguments come from the program, by the role each number plays:
 
 - **lr**: when the program reads its lr input only through a product with one constant (``lr *
-  0.0002``), that product *is* the group's lr, with the constant as its default, so that an LR
-  scheduler scales it as users expect. Otherwise lr is the program's lr input, default 1.0; a
-  program that never reads lr gets its update multiplied by the group's lr (default 1.0, so the
-  program's meaning is unchanged) so that schedulers still have a handle.
+  0.0002``), that product *is* the group's lr, with the constant (times the lr parameter's
+  default, if it has one) as its default, so that an LR scheduler scales it as users expect.
+  Otherwise lr is the program's lr input, with the default the program gives it (``lr=1e-3``),
+  and a required argument when it gives none (a silent 1.0 would diverge); a program that never
+  reads lr gets its update multiplied by the group's lr (default 1.0, so the program's meaning is
+  unchanged) so that schedulers still have a handle.
 - **betas**: the weights of interps that mix a state (``interp(g, m, 0.9)``), in statement order;
   one tuple ``betas`` when there are several, a single keyword when there is one. A scalar
   expression that repeats a beta's exact value (``1 - 0.9 ** step``, bias correction) uses it.
@@ -72,8 +74,9 @@ class Hyper:
 class Signature:
     """The constructor's hyperparameters, in signature order after ``params`` and ``lr``."""
 
-    lr: Fraction  # the default of the group's lr
+    lr: Fraction | None  # the default of the group's lr (None: a required argument)
     lr_mode: LrMode
+    lr_scale: Fraction = Fraction(1)  # product mode: the group's lr is the program's lr times this
     betas: tuple[Hyper, ...] = ()
     eps: tuple[Hyper, ...] = ()
     weight_decay: Hyper | None = None
@@ -101,9 +104,9 @@ class Signature:
         wd = (self.weight_decay,) if self.weight_decay else ()
         return (*self.betas, *self.eps, *wd, *self.named)
 
-    def keywords(self) -> list[tuple[str, str]]:
-        """(keyword, default as Python source), in signature order."""
-        out = [("lr", _number(self.lr))]
+    def keywords(self) -> list[tuple[str, str | None]]:
+        """(keyword, default as Python source or None for none), in signature order."""
+        out = [("lr", None if self.lr is None else _number(self.lr))]
         if self.betas_keyword == "betas":
             out.append(("betas", "(" + ", ".join(_number(b.default) for b in self.betas) + ")"))
         elif self.betas:
@@ -301,7 +304,13 @@ def extract_hypers(program: Program) -> Extracted:
     The result computes exactly what ``program`` computes when every hyper has its default
     (in ``product`` mode, with the group's lr standing for ``lr * constant``).
     """
-    program, lr_mode, lr_default = _lr_product(program)
+    given = next((p.default for p in program.params if p.role is Role.LR), None)
+    program, lr_mode, lr_scale = _lr_product(program)
+    lr_default: Fraction | None = None if given is None else given.value
+    if lr_mode == "product":
+        lr_default = lr_scale * (lr_default if lr_default is not None else 1)
+    elif lr_mode == "absent":
+        lr_default = Fraction(1)
     user = {p.name for p in program.hypers}
     beta_keys = _betas(program, user)
     wd_key = _weight_decay(program, user, beta_keys)
@@ -358,7 +367,8 @@ def extract_hypers(program: Program) -> Extracted:
                 var = s.var if s.var is not None else _consumer_var(program, s.target, uses)
                 hint = f"{identifier(var)}_{words[min(j, len(words) - 1)]}"
                 naming.sites[(s.target, j)] = naming.new(hint, a.value, naming.others)
-    return _apply(program, naming, lr_mode, lr_default, user_names, wd_key is not None)
+    lr = (lr_mode, lr_default, lr_scale)
+    return _apply(program, naming, lr, user_names, wd_key is not None)
 
 
 def _bounds(program: Program, eps: list[str], defaults: dict[str, Fraction]) -> dict[str, Bound]:
@@ -386,8 +396,7 @@ def _bounds(program: Program, eps: list[str], defaults: dict[str, Fraction]) -> 
 def _apply(
     program: Program,
     naming: _Naming,
-    lr_mode: LrMode,
-    lr_default: Fraction,
+    lr: tuple[LrMode, Fraction | None, Fraction],
     user_names: list[str],
     has_wd: bool,
 ) -> Extracted:
@@ -413,8 +422,9 @@ def _apply(
         return Hyper(n, d[n], bounds.get(n))
 
     signature = Signature(
-        lr=lr_default,
-        lr_mode=lr_mode,
+        lr=lr[1],
+        lr_mode=lr[0],
+        lr_scale=lr[2],
         betas=tuple(hyper(n) for n in naming.betas),
         eps=tuple(hyper(n) for n in naming.eps),
         weight_decay=hyper("weight_decay") if has_wd else None,

@@ -707,13 +707,13 @@ class _Module:
             "Args:",
             "    params: an iterable of parameters or of dicts defining parameter groups.",
         ]
+        default = "required" if sig.lr is None else f"default {_fmt(sig.lr)}"
         if sig.lr_mode == "product":
-            lines += [
-                f"    lr: the learning rate: the program's lr input times {_fmt(sig.lr)} (default"
-            ]
-            lines += [f"        {_fmt(sig.lr)}); an LR scheduler scales it."]
+            scale = _fmt(sig.lr_scale)
+            lines += [f"    lr: the learning rate: the program's lr input times {scale} ({default});"]
+            lines += ["        an LR scheduler scales it."]
         elif sig.lr_mode == "input":
-            lines += ["    lr: the program's lr input (default 1.0)."]
+            lines += [f"    lr: the program's lr input ({default})."]
         else:
             lines += [
                 "    lr: the program does not read lr; its update is scaled by lr (default 1.0)."
@@ -751,7 +751,7 @@ class _Module:
         code("    params: torch.optim.optimizer.ParamsT,")
         for name, default in sig.keywords():
             kind = "tuple[float, ...]" if name == "betas" else "float"
-            code(f"    {name}: {kind} = {default},")
+            code(f"    {name}: {kind}," if default is None else f"    {name}: {kind} = {default},")
         code("    *,")
         for name, kind, default in KEYWORDS:
             code(f"    {name}: {kind} = {default},")
@@ -1286,8 +1286,8 @@ def _module_doc(m: _Module, program_text: str) -> list[str]:
         )
     lines += ["", "Each step runs it on every parameter ``w`` and sets ``w = w - update``."]
     if sig.lr_mode == "product":
-        lr = _fmt(sig.lr)
-        lines += [f"The group's ``lr`` stands for the program's ``lr * {lr}`` (default {lr})."]
+        scale, lr = _fmt(sig.lr_scale), _fmt(sig.lr)
+        lines += [f"The group's ``lr`` stands for the program's ``lr * {scale}`` (default {lr})."]
     elif sig.lr_mode == "absent":
         lines += ["The program does not read lr: its update is multiplied by the group's ``lr``"]
         lines += ["(default 1.0), so that LR schedulers have an effect."]
