@@ -710,8 +710,8 @@ class _Module:
         default = "required" if sig.lr is None else f"default {_fmt(sig.lr)}"
         if sig.lr_mode == "product":
             scale = _fmt(sig.lr_scale)
-            lines += [f"    lr: the learning rate: the program's lr input times {scale} ({default});"]
-            lines += ["        an LR scheduler scales it."]
+            lines += [f"    lr: the learning rate: the program's lr input times {scale}"]
+            lines += [f"        ({default}); an LR scheduler scales it."]
         elif sig.lr_mode == "input":
             lines += [f"    lr: the program's lr input ({default})."]
         else:
