@@ -276,6 +276,61 @@ def test_lion_has_the_lion_pytorch_signature() -> None:
     assert ours["weight_decay"].default == 0.4602
 
 
+LAPROP = """def laprop(w, g, m, v, lr=4e-4, step, beta1=0.9, beta2=0.999, eps=1e-15):
+  v = interp(g * g, v, beta2)
+  m = interp(g / (sqrt(v / (1 - beta2 ** step)) + eps), m, beta1)
+  update = lr * m / (1 - beta1 ** step)
+  return update, m, v
+"""
+ADANORM = """def adanorm(w, g, m, v, e, lr=1e-3):
+  e = interp(norm(g), e, 0.95)
+  m = interp(g * maximum(e / norm(g), 1), m, 0.9)
+  v = interp(g * g, v, 0.999)
+  update = lr * m / (sqrt(v) + 1e-8)
+  return update, m, v, e
+"""
+NADAM = """def nadam(w, g, m, v, lr=2e-3, step):
+  m = interp(g, m, 0.9)
+  v = interp(g * g, v, 0.999)
+  mu = 0.9 * (1 - 0.5 * 0.96 ** (step * 0.004))
+  mu1 = 0.9 * (1 - 0.5 * 0.96 ** ((step + 1) * 0.004))
+  update = lr * (mu1 * m + (1 - mu) * g) / (sqrt(v) + 1e-8)
+  return update, m, v
+"""
+
+
+def test_betas_are_first_then_second_moment_whatever_the_statement_order() -> None:
+    """LaProp updates its second moment first: betas is still (first, second) as in torch.optim,
+    and a user's betas=(0.8, 0.99) sets the first moment's weight to 0.8."""
+    assert signature(parse(LAPROP)).keywords()[1] == ("betas", "(0.9, 0.999)")
+    program = parse(LAPROP)
+    data = inputs(torch.float64, steps=5)
+    expected = run_reference(bind(program, beta1=0.8, beta2=0.99), data, "math", torch.float64)
+    actual, _, _ = run_emitted(emitted(LAPROP), signature(program), data, betas=(0.8, 0.99))
+    assert_close_steps(actual, expected, 1e-10)
+
+
+def test_other_moving_averages_keep_their_own_names() -> None:
+    """AdaNorm's moving average of the gradient norm is not folded into betas."""
+    keywords = dict(signature(parse(ADANORM)).keywords())
+    assert keywords["betas"] == "(0.9, 0.999)" and keywords["e_weight"] == "0.95"
+
+
+def test_a_constant_written_twice_is_one_hyperparameter() -> None:
+    """NAdam's momentum schedule writes 0.96, 0.004 and 0.5 twice each: one keyword each."""
+    keywords = signature(parse(NADAM)).keywords()
+    values = [v for _, v in keywords]
+    assert values.count("0.96") == values.count("0.004") == values.count("0.5") == 1
+    named = {k: v for k, v in keywords if v == "0.96"}
+    (name,) = named
+    program = parse(NADAM)
+    data = inputs(torch.float64, steps=4)
+    program_96 = parse(NADAM.replace("0.96", "0.9"))
+    expected = run_reference(program_96, data, "math", torch.float64)
+    actual, _, _ = run_emitted(emitted(NADAM), signature(program), data, **{name: 0.9})
+    assert_close_steps(actual, expected, 1e-10)
+
+
 # -- optimizer behaviour --------------------------------------------------------------------------
 def test_program4_holds_exactly_one_state_tensor_per_parameter() -> None:
     cls = compile_torch(parse_file("corpus/program4.py"))

@@ -9,15 +9,19 @@ The emitted optimizer's keyword arguments come from the program, by the role eac
   and a required argument when it gives none (a silent 1.0 would diverge); a program that never
   reads lr gets its update multiplied by the group's lr (default 1.0, so the program's meaning is
   unchanged) so that schedulers still have a handle.
-- **betas**: the weights of interps that mix a state (``interp(g, m, 0.9)``), in statement order;
-  one tuple ``betas`` when there are several, a single keyword when there is one. A scalar
+- **betas**: the weights of interps that mix a state (``interp(g, m, 0.9)``), in torch.optim's
+  order: (first-moment beta, second-moment beta), i.e. the moving average of the gradient that
+  the update reads first, the moving average of a square second (a program without one takes
+  a state's moving average of the gradient second: Lion's); other moving averages keep their own
+  names. One tuple ``betas`` when there are two, a single keyword when there is one. A scalar
   expression that repeats a beta's exact value (``1 - 0.9 ** step``, bias correction) uses it.
 - **weight_decay**: the coefficient of the weight in a product that is added (``w * 0.01``).
 - **eps**: a small positive constant added to a divisor (``m / (sqrt(v) + 1e-8)``).
 - every other non-integer constant becomes a keyword named after its variable and role
-  (``lr = lr * 0.0002`` with lr also read elsewhere gives ``lr_scale``); integers are structure
-  (``1 - x``, ``x ** 2``) and stay literal. Hypers (role ``hyper``) keep their names unless they
-  play one of the roles above.
+  (``lr = lr * 0.0002`` with lr also read elsewhere gives ``lr_scale``), one keyword for a value
+  written several times (NAdam's 0.96), so that it cannot be set inconsistently; integers are
+  structure (``1 - x``, ``x ** 2``) and stay literal. Hypers (role ``hyper``) keep their names
+  unless they play one of the roles above.
 
 >>> from simplifier.parse import parse
 >>> lion = parse(
@@ -226,17 +230,65 @@ def _lr_product(program: Program) -> tuple[Program, LrMode, Fraction]:
 
 
 # -- the other roles ----------------------------------------------------------------------------
-def _betas(program: Program, hypers: set[str]) -> list[tuple[str, object]]:
-    dep = _state_dependent(program)
-    keys: list[tuple[str, object]] = []
-    for s in program.body:
-        if s.op != "interp" or not _tunable(s.args[2], hypers):
+def _nearest(program: Program, output: Atom, stops: set[str]) -> set[str]:
+    """The SSA values ``output`` depends on within one step, not looking past the values in
+    ``stops`` (those it reaches are included)."""
+    defs = {s.target: s for s in program.body}
+    seen: set[str] = set()
+    todo = [output.name] if isinstance(output, Ref) else []
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
             continue
-        if any(isinstance(a, Ref) and a.name in dep for a in s.args[:2]):
-            key = _key(s.args[2])
-            if key not in keys:
-                keys.append(key)
-    return keys
+        seen.add(name)
+        if name not in stops:
+            todo += [a.name for a in defs[name].args if isinstance(a, Ref)]
+    return seen
+
+
+def _is_square(program: Program, a: Atom) -> bool:
+    """``a`` is a square: ``square(x)``, ``x * x`` or ``x ** 2``."""
+    stmt = next((s for s in program.body if isinstance(a, Ref) and s.target == a.name), None)
+    if stmt is None:
+        return False
+    if stmt.op == "square" or (stmt.op == "mul" and stmt.args[0] == stmt.args[1]):
+        return True
+    return stmt.op == "power" and stmt.args[1] == Const(Fraction(2))
+
+
+def _betas(program: Program, hypers: set[str]) -> list[tuple[str, object]]:
+    """The weights of ``betas``, as torch.optim orders them: first the moving average of the
+    gradient that feeds the update's direction, then the moving average of a square (the second
+    moment); a program without a second moment takes, second, the weight of a state's moving
+    average of the gradient (Lion's momentum). Other moving averages keep their own names."""
+    dep = _state_dependent(program)
+    emas = [
+        s
+        for s in program.body
+        if s.op == "interp"
+        and _tunable(s.args[2], hypers)
+        and any(isinstance(a, Ref) and a.name in dep for a in s.args[:2])
+    ]
+    # The moving averages the update reads other than through another moving average.
+    update = _nearest(program, program.outputs[0], {s.target for s in emas})
+    states = {a.name for a in program.outputs[1:] if isinstance(a, Ref)}
+    direction: list[tuple[str, object]] = []
+    square: list[tuple[str, object]] = []
+    momentum: list[tuple[str, object]] = []
+    for s in emas:
+        key = _key(s.args[2])
+        if _is_square(program, s.args[0]):
+            square.append(key)
+        elif s.target in update:
+            direction.append(key)
+        elif s.target in states:
+            momentum.append(key)
+    first = direction[:1]
+    second = [k for k in (square or momentum)[:1] if k not in first]
+    found = [*first, *second]
+    if not found:  # a single moving average, whatever its role
+        found = [*dict.fromkeys([*direction, *square, *momentum])][:1]
+    return found
 
 
 def _is_wd_site(program: Program, stmt: Stmt, uses: dict[str, list[int]]) -> bool:
@@ -349,6 +401,7 @@ def extract_hypers(program: Program) -> Extracted:
         assert p.default is not None  # the parser demands a value for every hyper
         naming.defaults[naming.hypers[p.name]] = p.default.value
 
+    shared: dict[tuple[str, Fraction], str] = {}
     for s in program.body:
         for j, a in enumerate(s.args):
             if not isinstance(a, Const) or not _tunable(a, user):
@@ -361,12 +414,16 @@ def extract_hypers(program: Program) -> Extracted:
             elif wd_key == _key(a) and _is_wd_site(program, s, uses):
                 naming.sites[(s.target, j)] = "weight_decay"
             elif s.op == "add" and 0 < a.value <= EPS_MAX and _is_eps(program, s, uses):
-                naming.sites[(s.target, j)] = naming.new("eps", a.value, naming.eps)
-            else:
+                if ("eps", a.value) not in shared:
+                    shared[("eps", a.value)] = naming.new("eps", a.value, naming.eps)
+                naming.sites[(s.target, j)] = shared[("eps", a.value)]
+            else:  # a constant written several times is one hyper (set consistently)
                 words = _ROLE_WORDS.get(s.op, ("arg",))
                 var = s.var if s.var is not None else _consumer_var(program, s.target, uses)
                 hint = f"{identifier(var)}_{words[min(j, len(words) - 1)]}"
-                naming.sites[(s.target, j)] = naming.new(hint, a.value, naming.others)
+                if ("other", a.value) not in shared:
+                    shared[("other", a.value)] = naming.new(hint, a.value, naming.others)
+                naming.sites[(s.target, j)] = shared[("other", a.value)]
     lr = (lr_mode, lr_default, lr_scale)
     return _apply(program, naming, lr, user_names, wd_key is not None)
 
