@@ -1,5 +1,7 @@
 """Optimizer step time and state memory: the emitted Lion on each of its paths, against
-torch.optim.AdamW (foreach and fused), lion-pytorch's Lion and a ``copy_`` of the same bytes.
+torch.optim.AdamW (foreach and fused), lion-pytorch's Lion and a ``copy_`` of the same bytes;
+and the emitted AdamW and Adam (from ``corpus/``) on their fused path against torch's fused
+AdamW and Adam, parameter by parameter (no ``flat=True``).
 
 The model has about 25M float32 parameters in realistic shapes: a large embedding, the
 matrices of two transformer layers (d = 768) and many small vectors and gains. Every row is
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 import torch
 
 from simplifier.emit import compile_torch
-from simplifier.parse import parse
+from simplifier.parse import parse, parse_file
 
 LION = """def train(w, g, v, lr):
   c = interp(g, v, 0.899)
@@ -217,10 +219,16 @@ def main() -> None:
     from lion_pytorch import Lion as LucidrainsLion
 
     Lion = compile_torch(parse(LION), class_name="Lion")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    AdamW = compile_torch(parse_file(os.path.join(root, "corpus", "adamw.py")))
+    Adam = compile_torch(parse_file(os.path.join(root, "corpus", "adam.py")))
     candidates: list[tuple[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer], int]]
     candidates = [
         ("torch AdamW (foreach)", lambda p: torch.optim.AdamW(p, lr=1e-3, foreach=True), 7),
         ("torch AdamW (fused)", lambda p: torch.optim.AdamW(p, lr=1e-3, fused=True), 7),
+        ("emitted AdamW (fused)", lambda p: AdamW(p, lr=1e-3, fused=True), 7),
+        ("torch Adam (fused)", lambda p: torch.optim.Adam(p, lr=1e-3, fused=True), 7),
+        ("emitted Adam (fused)", lambda p: Adam(p, lr=1e-3, fused=True), 7),
         ("lion-pytorch Lion", lambda p: LucidrainsLion(p, **HYPERS), 5),
         ("emitted Lion (single-tensor)", lambda p: Lion(p, foreach=False, **HYPERS), 5),
         ("emitted Lion (foreach)", lambda p: Lion(p, foreach=True, **HYPERS), 5),

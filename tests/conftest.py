@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ def eager_compile():  # type: ignore[no-untyped-def]
     used: list[tuple[dict, dict]] = []  # type: ignore[type-arg]
 
     def use(cls: type[torch.optim.Optimizer]) -> None:
-        module = cls._init_group.__globals__  # type: ignore[attr-defined]
+        module = vars(sys.modules[cls.__module__])
         saved = dict(module["COMPILE_OPTIONS"])
         module["COMPILE_OPTIONS"].pop("options", None)  # Inductor's own
         module["COMPILE_OPTIONS"]["backend"] = "aot_eager"

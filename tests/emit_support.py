@@ -61,7 +61,7 @@ def group_lr(sig: Signature, lr_input: float) -> float:
     program that does not read lr gets 1.0: its update is scaled by the group lr)."""
     if sig.lr_mode == "absent":
         return 1.0
-    return float(sig.lr) * lr_input if sig.lr_mode == "product" else lr_input
+    return float(sig.lr_scale) * lr_input if sig.lr_mode == "product" else lr_input
 
 
 def run_emitted(
@@ -74,6 +74,7 @@ def run_emitted(
 ) -> tuple[list[list[torch.Tensor]], torch.optim.Optimizer, list[torch.nn.Parameter]]:
     """The weights after each step (a copy per step), the optimizer and its parameters."""
     params = [torch.nn.Parameter(w.clone()) for w in data.weights]
+    kwargs.setdefault("lr", group_lr(sig, data.lrs[0]))  # some programs' lr is required
     opt = cls(params, **kwargs)
     if configure:
         configure(opt)

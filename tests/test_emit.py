@@ -8,6 +8,7 @@ each code path of its emitted optimizer; the weights after every step must match
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,9 @@ def test_blocked_eager_paths_match_reference(text: str, path: str) -> None:
     of 5 every tensor of the model is cut, unevenly."""
     semantics = next((SEMANTICS.get(n, "math") for n, t in PROGRAMS.items() if t == text), "math")
     module = emitted(text, semantics).__init__.__globals__  # type: ignore[arg-type,misc]
+    if "BLOCK" not in module:  # no blocked loop (a per-tensor reduction in the last stage)
+        assert "_blocks" not in module
+        module["BLOCK"] = None
     saved, module["BLOCK"] = module["BLOCK"], 5
     try:
         _check(text, path, torch.float64, 1e-10, semantics)
@@ -276,6 +280,61 @@ def test_lion_has_the_lion_pytorch_signature() -> None:
     assert ours["weight_decay"].default == 0.4602
 
 
+LAPROP = """def laprop(w, g, m, v, lr=4e-4, step, beta1=0.9, beta2=0.999, eps=1e-15):
+  v = interp(g * g, v, beta2)
+  m = interp(g / (sqrt(v / (1 - beta2 ** step)) + eps), m, beta1)
+  update = lr * m / (1 - beta1 ** step)
+  return update, m, v
+"""
+ADANORM = """def adanorm(w, g, m, v, e, lr=1e-3):
+  e = interp(norm(g), e, 0.95)
+  m = interp(g * maximum(e / norm(g), 1), m, 0.9)
+  v = interp(g * g, v, 0.999)
+  update = lr * m / (sqrt(v) + 1e-8)
+  return update, m, v, e
+"""
+NADAM = """def nadam(w, g, m, v, lr=2e-3, step):
+  m = interp(g, m, 0.9)
+  v = interp(g * g, v, 0.999)
+  mu = 0.9 * (1 - 0.5 * 0.96 ** (step * 0.004))
+  mu1 = 0.9 * (1 - 0.5 * 0.96 ** ((step + 1) * 0.004))
+  update = lr * (mu1 * m + (1 - mu) * g) / (sqrt(v) + 1e-8)
+  return update, m, v
+"""
+
+
+def test_betas_are_first_then_second_moment_whatever_the_statement_order() -> None:
+    """LaProp updates its second moment first: betas is still (first, second) as in torch.optim,
+    and a user's betas=(0.8, 0.99) sets the first moment's weight to 0.8."""
+    assert signature(parse(LAPROP)).keywords()[1] == ("betas", "(0.9, 0.999)")
+    program = parse(LAPROP)
+    data = inputs(torch.float64, steps=5)
+    expected = run_reference(bind(program, beta1=0.8, beta2=0.99), data, "math", torch.float64)
+    actual, _, _ = run_emitted(emitted(LAPROP), signature(program), data, betas=(0.8, 0.99))
+    assert_close_steps(actual, expected, 1e-10)
+
+
+def test_other_moving_averages_keep_their_own_names() -> None:
+    """AdaNorm's moving average of the gradient norm is not folded into betas."""
+    keywords = dict(signature(parse(ADANORM)).keywords())
+    assert keywords["betas"] == "(0.9, 0.999)" and keywords["e_weight"] == "0.95"
+
+
+def test_a_constant_written_twice_is_one_hyperparameter() -> None:
+    """NAdam's momentum schedule writes 0.96, 0.004 and 0.5 twice each: one keyword each."""
+    keywords = signature(parse(NADAM)).keywords()
+    values = [v for _, v in keywords]
+    assert values.count("0.96") == values.count("0.004") == values.count("0.5") == 1
+    named = {k: v for k, v in keywords if v == "0.96"}
+    (name,) = named
+    program = parse(NADAM)
+    data = inputs(torch.float64, steps=4)
+    program_96 = parse(NADAM.replace("0.96", "0.9"))
+    expected = run_reference(program_96, data, "math", torch.float64)
+    actual, _, _ = run_emitted(emitted(NADAM), signature(program), data, **{name: 0.9})
+    assert_close_steps(actual, expected, 1e-10)
+
+
 # -- optimizer behaviour --------------------------------------------------------------------------
 def test_program4_holds_exactly_one_state_tensor_per_parameter() -> None:
     cls = compile_torch(parse_file("corpus/program4.py"))
@@ -308,7 +367,7 @@ def test_state_dict_resume_is_bit_identical(name: str, path: str, eager_compile)
     saved = {"opt": opt.state_dict(), "params": [p.detach().clone() for p in params]}
     saved = torch.load(_roundtrip(saved), weights_only=False)
     resumed = [torch.nn.Parameter(w) for w in saved["params"]]
-    opt2 = cls(resumed, **options)
+    opt2 = cls(resumed, lr=1.0, **options)  # the lr comes with the state_dict
     configure(opt2)
     opt2.load_state_dict(saved["opt"])
     for t in range(half, STEPS):
@@ -461,7 +520,8 @@ def test_bfloat16_state_on_the_compiled_path() -> None:
             p.grad, q.grad = g.clone(), g.clone()
         opt.step()
         ref.step()
-    assert list(cls._init_group.__globals__["_COMPILED"]) == [True]  # type: ignore[attr-defined]
+    kinds = list(vars(sys.modules[cls.__module__])["_COMPILED"])
+    assert kinds == [("cpu", torch.float32, torch.bfloat16, False)]
     for p, q in zip(params, twins, strict=True):
         assert opt.state[p]["v"].dtype == torch.bfloat16
         torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-6)
@@ -472,8 +532,9 @@ def test_default_path_is_torch_optims_choice() -> None:
     cls = emitted(LION)
     opt = cls([torch.nn.Parameter(torch.ones(2))])
     group = opt.param_groups[0]
-    assert cls._path(group, group["params"]) == "single"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="cannot both be True"):
+    path = vars(sys.modules[cls.__module__])["_path"]
+    assert path(group, group["params"]) == "single"
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):  # as torch.optim
         cls([torch.nn.Parameter(torch.ones(2))], foreach=True, fused=True)
 
 
@@ -506,7 +567,7 @@ def test_emitted_source_is_deterministic_and_imports_only_torch() -> None:
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported == {"__future__", "collections", "torch"}
+    assert imported == {"__future__", "collections", "types", "typing", "warnings", "torch"}
 
 
 def test_emitted_sources_pass_ruff(tmp_path: Path) -> None:
@@ -529,3 +590,22 @@ def test_emitted_sources_pass_ruff(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    for name, text in sources.items():  # and each file imports and runs as its program does
+        module = _import_file(tmp_path / f"emitted_{name}.py")
+        program = parse(text)
+        semantics = SEMANTICS.get(name, "math")
+        data = inputs(torch.float64, steps=2)
+        cls = getattr(module, module.__all__[0])
+        actual, _, _ = run_emitted(cls, signature(program), data)
+        expected = run_reference(program, data, semantics, torch.float64)  # type: ignore[arg-type]
+        assert_close_steps(actual, expected, 1e-10)
+
+
+def _import_file(path: Path):  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

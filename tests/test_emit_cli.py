@@ -127,3 +127,21 @@ def test_the_command_runs_as_a_program(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o.py").exists()
+
+
+def test_the_class_is_named_after_what_the_program_is(tmp_path: Path) -> None:
+    """A name that is an optimizer's is used (in torch.optim's spelling) only for that optimizer:
+    Program 4 simplified into ``lion.py`` still has ``arcsin(clip(g, lr))``: not ``Lion``. A
+    ``train`` without a file is named after the optimizer it is."""
+    from simplifier.emit import default_class_name
+    from simplifier.parse import parse, parse_file
+
+    assert default_class_name(parse_file("corpus/program1_lion.py")) == "Program1Lion"
+    assert default_class_name(parse_file("corpus/adamw.py")) == "AdamW"
+    assert default_class_name(parse_file("corpus/program3_adamw.py")) == "Program3Adamw"
+    almost = LION.replace("c = interp(g, v", "g = arcsin(clip(g, lr))\n  c = interp(g, v")
+    src = tmp_path / "lion.py"
+    src.write_text(almost, encoding="utf-8")
+    assert default_class_name(parse_file(str(src))) == "EmittedOptimizer"
+    assert default_class_name(parse(LION)) == "Lion"
+    assert default_class_name(parse(LION, str(tmp_path / "my_lion.py"))) == "MyLion"

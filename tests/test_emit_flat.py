@@ -90,9 +90,9 @@ def _model() -> torch.nn.Module:
 
 
 def test_training_keeps_parameters_and_gradients_as_views_of_the_buffers() -> None:
-    """Backward accumulates into the gradient views in place once ``zero_grad`` has zeroed the
-    buffer, so after the first step no gradient is copied; and training is bit-identical to the
-    unflattened optimizer."""
+    """Backward accumulates into the gradient views in place once ``zero_grad(set_to_none=False)``
+    has zeroed the buffer, so after the first step no gradient is copied; and training is
+    bit-identical to the unflattened optimizer."""
     x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
     y = x[:, :1] * 2 - x[:, 1:2]
     losses: dict[bool, list[float]] = {}
@@ -101,7 +101,7 @@ def test_training_keeps_parameters_and_gradients_as_views_of_the_buffers() -> No
         opt = emitted(LION)(model.parameters(), lr=3e-3, flat=flat)
         losses[flat] = []
         for _ in range(150):
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=False)
             loss = torch.nn.functional.mse_loss(model(x), y)
             loss.backward()
             opt.step()
@@ -173,7 +173,10 @@ def test_a_parameter_without_a_gradient_is_skipped_and_the_layout_survives(text:
     assert inside == ([True, False, True, True] if text == GLOBAL else [True] * 4)
 
 
-def test_zero_grad_zeroes_flat_gradients_in_place_and_drops_the_others() -> None:
+def test_zero_grad_keeps_set_to_none_semantics_and_zeroes_buffers_in_place() -> None:
+    """set_to_none=False zeroes a flat buffer's gradients in place (one fill) and keeps them its
+    views (a gradient replaced since is made a view again); set_to_none=True drops them, as
+    torch.optim does, so that a parameter that gets no gradient is skipped by the next step."""
     flat = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2, 2))]
     plain = [torch.nn.Parameter(torch.ones(4))]
     opt = emitted(LION)([{"params": flat, "flat": True}, {"params": plain}])
@@ -181,15 +184,37 @@ def test_zero_grad_zeroes_flat_gradients_in_place_and_drops_the_others() -> None
         p.grad = torch.full_like(p, 2.0)
     opt.step()
     grads = [p.grad for p in flat]
-    opt.zero_grad()
-    assert plain[0].grad is None
+    opt.zero_grad(set_to_none=False)
     assert all(p.grad is g and not p.grad.any() for p, g in zip(flat, grads, strict=True))
-    opt.zero_grad(set_to_none=False)  # a gradient replaced since is made a view again
+    assert not plain[0].grad.any()
     flat[0].grad = torch.ones(3)
-    opt.zero_grad()
+    opt.zero_grad(set_to_none=False)
     assert flat[0].grad.data_ptr() == grads[0].data_ptr()
+    opt.zero_grad()
+    assert all(p.grad is None for p in [*flat, *plain])
+
+
+def test_a_frozen_parameter_does_not_move_with_flat_buffers() -> None:
+    """A parameter whose requires_grad is turned off gets no gradient after zero_grad(): the
+    step skips it (its momentum must not move it), with and without flat buffers alike."""
+    torch.manual_seed(0)
+    runs = []
+    for flat in (False, True):
+        model = _model()
+        opt = emitted(LION)(model.parameters(), lr=1e-2, flat=flat)
+        x = torch.randn(16, 8, generator=torch.Generator().manual_seed(2))
+        for t in range(4):
+            if t == 2:
+                model[0].weight.requires_grad_(False)
+                frozen = model[0].weight.detach().clone()
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+        assert torch.equal(model[0].weight.detach(), frozen)
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(p, q) for p, q in zip(*runs, strict=True))
 
 
 def test_flat_is_refused_for_per_tensor_reductions() -> None:
     with pytest.raises(ValueError, match="per-tensor reductions"):
-        emitted(PER_TENSOR)([torch.nn.Parameter(torch.ones(2))], flat=True)
+        emitted(PER_TENSOR)([torch.nn.Parameter(torch.ones(2))], lr=0.1, flat=True)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     write_output(args.output, source, args.force)
     low = lower(program, args.semantics)
-    keywords = ", ".join(f"{k}={v}" for k, v in low.signature.keywords())
+    keywords = ", ".join(k if v is None else f"{k}={v}" for k, v in low.signature.keywords())
     states = ", ".join(low.states) or "none"
     print(f"{args.output}: class {name}(params, {keywords}); state per parameter: {states}")
     return 0

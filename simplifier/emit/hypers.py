@@ -3,19 +3,25 @@
 The emitted optimizer's keyword arguments come from the program, by the role each number plays:
 
 - **lr**: when the program reads its lr input only through a product with one constant (``lr *
-  0.0002``), that product *is* the group's lr, with the constant as its default, so that an LR
-  scheduler scales it as users expect. Otherwise lr is the program's lr input, default 1.0; a
-  program that never reads lr gets its update multiplied by the group's lr (default 1.0, so the
-  program's meaning is unchanged) so that schedulers still have a handle.
-- **betas**: the weights of interps that mix a state (``interp(g, m, 0.9)``), in statement order;
-  one tuple ``betas`` when there are several, a single keyword when there is one. A scalar
+  0.0002``), that product *is* the group's lr, with the constant (times the lr parameter's
+  default, if it has one) as its default, so that an LR scheduler scales it as users expect.
+  Otherwise lr is the program's lr input, with the default the program gives it (``lr=1e-3``),
+  and a required argument when it gives none (a silent 1.0 would diverge); a program that never
+  reads lr gets its update multiplied by the group's lr (default 1.0, so the program's meaning is
+  unchanged) so that schedulers still have a handle.
+- **betas**: the weights of interps that mix a state (``interp(g, m, 0.9)``), in torch.optim's
+  order: (first-moment beta, second-moment beta), i.e. the moving average of the gradient that
+  the update reads first, the moving average of a square second (a program without one takes
+  a state's moving average of the gradient second: Lion's); other moving averages keep their own
+  names. One tuple ``betas`` when there are two, a single keyword when there is one. A scalar
   expression that repeats a beta's exact value (``1 - 0.9 ** step``, bias correction) uses it.
 - **weight_decay**: the coefficient of the weight in a product that is added (``w * 0.01``).
 - **eps**: a small positive constant added to a divisor (``m / (sqrt(v) + 1e-8)``).
 - every other non-integer constant becomes a keyword named after its variable and role
-  (``lr = lr * 0.0002`` with lr also read elsewhere gives ``lr_scale``); integers are structure
-  (``1 - x``, ``x ** 2``) and stay literal. Hypers (role ``hyper``) keep their names unless they
-  play one of the roles above.
+  (``lr = lr * 0.0002`` with lr also read elsewhere gives ``lr_scale``), one keyword for a value
+  written several times (NAdam's 0.96), so that it cannot be set inconsistently; integers are
+  structure (``1 - x``, ``x ** 2``) and stay literal. Hypers (role ``hyper``) keep their names
+  unless they play one of the roles above.
 
 >>> from simplifier.parse import parse
 >>> lion = parse(
@@ -40,6 +46,11 @@ from simplifier.ir import Atom, Const, Param, Program, Ref, Role, Stmt, format_n
 from simplifier.ops import OPS, Kind
 
 LrMode = Literal["product", "input", "absent"]
+#: The range a hyper's value must lie in, where the program makes it clear (checked by the
+#: constructor, which raises ValueError naming the argument): ``unit`` is [0, 1) (the weight of a
+#: moving average: 1 would freeze it, outside [0, 1] it diverges), ``nonnegative`` is >= 0 (eps,
+#: weight decay, a momentum factor of a state).
+Bound = Literal["unit", "nonnegative"]
 EPS_MAX = Fraction(1, 1000)  # a constant added to a divisor is called eps up to this size
 _ROLE_WORDS = {
     "mul": ("scale", "scale"),
@@ -60,14 +71,16 @@ class Hyper:
 
     name: str
     default: Fraction
+    bound: Bound | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Signature:
     """The constructor's hyperparameters, in signature order after ``params`` and ``lr``."""
 
-    lr: Fraction  # the default of the group's lr
+    lr: Fraction | None  # the default of the group's lr (None: a required argument)
     lr_mode: LrMode
+    lr_scale: Fraction = Fraction(1)  # product mode: the group's lr is the program's lr times this
     betas: tuple[Hyper, ...] = ()
     eps: tuple[Hyper, ...] = ()
     weight_decay: Hyper | None = None
@@ -95,9 +108,9 @@ class Signature:
         wd = (self.weight_decay,) if self.weight_decay else ()
         return (*self.betas, *self.eps, *wd, *self.named)
 
-    def keywords(self) -> list[tuple[str, str]]:
-        """(keyword, default as Python source), in signature order."""
-        out = [("lr", _number(self.lr))]
+    def keywords(self) -> list[tuple[str, str | None]]:
+        """(keyword, default as Python source or None for none), in signature order."""
+        out = [("lr", None if self.lr is None else _number(self.lr))]
         if self.betas_keyword == "betas":
             out.append(("betas", "(" + ", ".join(_number(b.default) for b in self.betas) + ")"))
         elif self.betas:
@@ -217,17 +230,65 @@ def _lr_product(program: Program) -> tuple[Program, LrMode, Fraction]:
 
 
 # -- the other roles ----------------------------------------------------------------------------
-def _betas(program: Program, hypers: set[str]) -> list[tuple[str, object]]:
-    dep = _state_dependent(program)
-    keys: list[tuple[str, object]] = []
-    for s in program.body:
-        if s.op != "interp" or not _tunable(s.args[2], hypers):
+def _nearest(program: Program, output: Atom, stops: set[str]) -> set[str]:
+    """The SSA values ``output`` depends on within one step, not looking past the values in
+    ``stops`` (those it reaches are included)."""
+    defs = {s.target: s for s in program.body}
+    seen: set[str] = set()
+    todo = [output.name] if isinstance(output, Ref) else []
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
             continue
-        if any(isinstance(a, Ref) and a.name in dep for a in s.args[:2]):
-            key = _key(s.args[2])
-            if key not in keys:
-                keys.append(key)
-    return keys
+        seen.add(name)
+        if name not in stops:
+            todo += [a.name for a in defs[name].args if isinstance(a, Ref)]
+    return seen
+
+
+def _is_square(program: Program, a: Atom) -> bool:
+    """``a`` is a square: ``square(x)``, ``x * x`` or ``x ** 2``."""
+    stmt = next((s for s in program.body if isinstance(a, Ref) and s.target == a.name), None)
+    if stmt is None:
+        return False
+    if stmt.op == "square" or (stmt.op == "mul" and stmt.args[0] == stmt.args[1]):
+        return True
+    return stmt.op == "power" and stmt.args[1] == Const(Fraction(2))
+
+
+def _betas(program: Program, hypers: set[str]) -> list[tuple[str, object]]:
+    """The weights of ``betas``, as torch.optim orders them: first the moving average of the
+    gradient that feeds the update's direction, then the moving average of a square (the second
+    moment); a program without a second moment takes, second, the weight of a state's moving
+    average of the gradient (Lion's momentum). Other moving averages keep their own names."""
+    dep = _state_dependent(program)
+    emas = [
+        s
+        for s in program.body
+        if s.op == "interp"
+        and _tunable(s.args[2], hypers)
+        and any(isinstance(a, Ref) and a.name in dep for a in s.args[:2])
+    ]
+    # The moving averages the update reads other than through another moving average.
+    update = _nearest(program, program.outputs[0], {s.target for s in emas})
+    states = {a.name for a in program.outputs[1:] if isinstance(a, Ref)}
+    direction: list[tuple[str, object]] = []
+    square: list[tuple[str, object]] = []
+    momentum: list[tuple[str, object]] = []
+    for s in emas:
+        key = _key(s.args[2])
+        if _is_square(program, s.args[0]):
+            square.append(key)
+        elif s.target in update:
+            direction.append(key)
+        elif s.target in states:
+            momentum.append(key)
+    first = direction[:1]
+    second = [k for k in (square or momentum)[:1] if k not in first]
+    found = [*first, *second]
+    if not found:  # a single moving average, whatever its role
+        found = [*dict.fromkeys([*direction, *square, *momentum])][:1]
+    return found
 
 
 def _is_wd_site(program: Program, stmt: Stmt, uses: dict[str, list[int]]) -> bool:
@@ -295,7 +356,13 @@ def extract_hypers(program: Program) -> Extracted:
     The result computes exactly what ``program`` computes when every hyper has its default
     (in ``product`` mode, with the group's lr standing for ``lr * constant``).
     """
-    program, lr_mode, lr_default = _lr_product(program)
+    given = next((p.default for p in program.params if p.role is Role.LR), None)
+    program, lr_mode, lr_scale = _lr_product(program)
+    lr_default: Fraction | None = None if given is None else given.value
+    if lr_mode == "product":
+        lr_default = lr_scale * (lr_default if lr_default is not None else 1)
+    elif lr_mode == "absent":
+        lr_default = Fraction(1)
     user = {p.name for p in program.hypers}
     beta_keys = _betas(program, user)
     wd_key = _weight_decay(program, user, beta_keys)
@@ -303,8 +370,10 @@ def extract_hypers(program: Program) -> Extracted:
     uses = program.uses()
     dep = _state_dependent(program)
 
-    fixed = {p.name for p in program.params if p.role is not Role.HYPER}
-    ns = Namespace(RESERVED | fixed | {"lr", "betas", "weight_decay"})
+    ns = Namespace(RESERVED | {"lr", "betas", "weight_decay"})
+    for p in program.params:  # the names lowering gives the inputs (same order, same rules)
+        if p.role not in (Role.HYPER, Role.LR):
+            ns.name(p.name)
     naming = _Naming(program, ns, {}, {}, {}, [], [], [])
     beta_const: dict[Fraction, str] = {}
     for i, (kind, value) in enumerate(beta_keys, 1):
@@ -332,6 +401,7 @@ def extract_hypers(program: Program) -> Extracted:
         assert p.default is not None  # the parser demands a value for every hyper
         naming.defaults[naming.hypers[p.name]] = p.default.value
 
+    shared: dict[tuple[str, Fraction], str] = {}
     for s in program.body:
         for j, a in enumerate(s.args):
             if not isinstance(a, Const) or not _tunable(a, user):
@@ -344,20 +414,46 @@ def extract_hypers(program: Program) -> Extracted:
             elif wd_key == _key(a) and _is_wd_site(program, s, uses):
                 naming.sites[(s.target, j)] = "weight_decay"
             elif s.op == "add" and 0 < a.value <= EPS_MAX and _is_eps(program, s, uses):
-                naming.sites[(s.target, j)] = naming.new("eps", a.value, naming.eps)
-            else:
+                if ("eps", a.value) not in shared:
+                    shared[("eps", a.value)] = naming.new("eps", a.value, naming.eps)
+                naming.sites[(s.target, j)] = shared[("eps", a.value)]
+            else:  # a constant written several times is one hyper (set consistently)
                 words = _ROLE_WORDS.get(s.op, ("arg",))
                 var = s.var if s.var is not None else _consumer_var(program, s.target, uses)
                 hint = f"{identifier(var)}_{words[min(j, len(words) - 1)]}"
-                naming.sites[(s.target, j)] = naming.new(hint, a.value, naming.others)
-    return _apply(program, naming, lr_mode, lr_default, user_names, wd_key is not None)
+                if ("other", a.value) not in shared:
+                    shared[("other", a.value)] = naming.new(hint, a.value, naming.others)
+                naming.sites[(s.target, j)] = shared[("other", a.value)]
+    lr = (lr_mode, lr_default, lr_scale)
+    return _apply(program, naming, lr, user_names, wd_key is not None)
+
+
+def _bounds(program: Program, eps: list[str], defaults: dict[str, Fraction]) -> dict[str, Bound]:
+    """The valid range of each hyper whose role makes one clear, when its default lies in it: an
+    interp weight of a moving average (unit), eps, weight decay, and a factor of a state's
+    incoming value (momentum; nonnegative)."""
+    dep = _state_dependent(program)
+    states = {Ref(s) for s in program.states}
+    found: dict[str, Bound] = {n: "nonnegative" for n in (*eps, "weight_decay")}
+    for s in program.body:
+        names = [a.name for a in s.args if isinstance(a, Ref) and a.name in defaults]
+        if s.op == "interp" and isinstance(s.args[2], Ref) and s.args[2].name in defaults:
+            if any(isinstance(a, Ref) and a.name in dep for a in s.args[:2]):
+                found[s.args[2].name] = "unit"
+        elif s.op == "mul" and any(a in states for a in s.args):
+            for n in names:
+                found.setdefault(n, "nonnegative")
+    inside = {
+        "unit": lambda v: 0 <= v < 1,
+        "nonnegative": lambda v: v >= 0,
+    }
+    return {n: b for n, b in found.items() if n in defaults and inside[b](defaults[n])}
 
 
 def _apply(
     program: Program,
     naming: _Naming,
-    lr_mode: LrMode,
-    lr_default: Fraction,
+    lr: tuple[LrMode, Fraction | None, Fraction],
     user_names: list[str],
     has_wd: bool,
 ) -> Extracted:
@@ -376,13 +472,20 @@ def _apply(
         Ref(naming.hypers.get(a.name, a.name)) if isinstance(a, Ref) else a for a in program.outputs
     )
     d = naming.defaults
+    rewritten = replace(program, body=body, outputs=outputs)
+    bounds = _bounds(rewritten, naming.eps, d)
+
+    def hyper(n: str) -> Hyper:
+        return Hyper(n, d[n], bounds.get(n))
+
     signature = Signature(
-        lr=lr_default,
-        lr_mode=lr_mode,
-        betas=tuple(Hyper(n, d[n]) for n in naming.betas),
-        eps=tuple(Hyper(n, d[n]) for n in naming.eps),
-        weight_decay=Hyper("weight_decay", d["weight_decay"]) if has_wd else None,
-        named=tuple(Hyper(n, d[n]) for n in (*user_names, *naming.others)),
+        lr=lr[1],
+        lr_mode=lr[0],
+        lr_scale=lr[2],
+        betas=tuple(hyper(n) for n in naming.betas),
+        eps=tuple(hyper(n) for n in naming.eps),
+        weight_decay=hyper("weight_decay") if has_wd else None,
+        named=tuple(hyper(n) for n in (*user_names, *naming.others)),
     )
     params = [p for p in program.params if p.role is not Role.HYPER]
     params += [

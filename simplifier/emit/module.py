@@ -18,15 +18,20 @@ views of one buffer each, and hands the paths the buffers in place of the parame
 
 from __future__ import annotations
 
+import ast
+import functools
 import itertools
 import re
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Literal
 
+from simplifier.emit.hypers import Hyper
 from simplifier.emit.lower import Arg, Instr, Lit, Lowered, VKind
+from simplifier.emit.names import CLASS_KEYWORDS as KEYWORDS
 from simplifier.emit.names import Namespace
 from simplifier.emit.plan import Buffers, Plan, Stage, moves
 from simplifier.emit.torch_source import EAGER, FUNCTIONAL, A, foreach_source
@@ -293,7 +298,6 @@ class _Module:
     class_name: str
     semantics: str
     source_path: str
-    helpers: set[str] = field(default_factory=set)
 
     @property
     def low(self) -> Lowered:
@@ -309,6 +313,13 @@ class _Module:
         ``norm``): then a flat buffer cannot stand for its parameters."""
         reductions = (OPS[s.op] for s in self.low.program.body if OPS[s.op].kind is Kind.REDUCTION)
         return any(not op.global_reduction for op in reductions)
+
+    @property
+    def reductions(self) -> list[str]:
+        """The ops of the program that reduce over a tensor (or a group), in program order."""
+        ops = [s.op for s in self.low.program.body]
+        reducing = (o for o in ops if OPS[o].kind is Kind.REDUCTION or OPS[o].global_reduction)
+        return list(dict.fromkeys(reducing))
 
     def scalars(self) -> list[str]:
         """Keyword scalars of the path functions: hypers, then derived numbers."""
@@ -355,8 +366,6 @@ class _Module:
             op = "torch.neg" if single else "torch._foreach_neg"
             neg = ["if maximize:", f"    {low.grad} = {op}({low.grad})"]
         work, store = ("_work", "_store") if single else ("_work_all", "_store_all")
-        if states:
-            self.helpers |= {work, store} if stage.final else {work}
         blocked = stage.final and not any(i.op in ("norm", "tensor_dot") for i in stage.instrs)
         stepnums = self.plan.stage_stepnums()
         loads = [f"{s} = {work}({names.buf[s]}, {low.weight})" for s in states]
@@ -370,7 +379,6 @@ class _Module:
         pairs += [(buf_of[s], f'states["{s}"]') for s in low.states]
         pairs += [(outer_of[n], f'per_param["{n}"]') for n in stepnums]
         if blocked:
-            self.helpers |= {"_blocks"} if single else {"_blocks", "_blocks_all"}
             both = [(x, names.full[x]) for x in (low.weight, low.grad, *stepnums)]
             both += [(names.buf[s], names.full[s]) for s in states]
             inner = [(x, f) for x, f in both if _uses(lines, x)]
@@ -386,7 +394,6 @@ class _Module:
         elif single:
             header = f"for {targets} in zip({sources}, strict=True):"
         else:
-            self.helpers.add("_buckets")
             targets = f"({targets},)" if len(pairs) == 1 else targets
             header = f"for {targets} in _buckets({sources}):"
         for p in stage.partials:
@@ -405,8 +412,6 @@ class _Module:
                     args.append(A(self.names.parts[a], "S"))
                 else:
                     args.append(A(_src(a), _SINGLE_KIND[self.low.kind(a)]))
-            if i.op.startswith("combine"):
-                self.helpers.add("_stack")
             code(f"{i.name} = {EAGER[i.op].expr(args)}")
 
     # -- the path functions ---------------------------------------------------------------------
@@ -495,7 +500,6 @@ class _Module:
         extra = [f"{v}: Tensor" for v in self.plan.group_values(self.final)]
         for line in self.signature("_fused_step", [*extra, "min_numel: int | None"], "None"):
             code(line)
-        self.helpers |= {"_fusable", "_as_tensors", "_compiled_kernel"}
         states = [f'states["{s}"][idx]' for s in low.states]
         stepnums = self.plan.reads(self.final.instrs, VKind.STEPNUM)
         numbers = self.kernel_numbers()
@@ -512,39 +516,73 @@ class _Module:
             code("    for idx in range(len(params))")
             code(f"    if _fusable([{tensors}], min_numel)")
             code("]")
-            with code.block("if len(large) < len(params):"):
-                code("small = sorted(set(range(len(params))) - set(large))")
-                code("_foreach_step(")
-                code("    [params[idx] for idx in small],")
-                code("    [grads[idx] for idx in small],")
-                if low.states:
-                    code("    {k: [v[idx] for idx in small] for k, v in states.items()},")
-                if self.plan.stage_stepnums():
-                    code("    {k: [v[idx] for idx in small] for k, v in per_param.items()},")
-                for s in [*self.scalars(), *group]:
-                    code(f"    {s}={s},")
-                code("    maximize=maximize,")
-                code(")")
-            if not low.states:
-                code("kernel = _compiled_kernel(False)")
+            code("rest = [idx for idx in range(len(params)) if idx not in set(large)]")
             if numbers:
                 code("scalars: dict[tuple[torch.device, torch.dtype], tuple[Tensor, ...]] = {}")
             with code.block("for idx in large:"):
-                if low.states:
-                    code(f"kernel = _compiled_kernel({states[0]}.dtype != params[idx].dtype)")
+                like = states[0] if states else "params[idx]"
+                code(f"kind = (params[idx].device.type, params[idx].dtype, {like}.dtype, maximize)")
+                code("kernel = _compiled_kernel(_kernel, kind)")
+                with code.block("if kernel is None:"):
+                    code("rest.append(idx)")
+                    code("continue")
                 if numbers:
                     code("key = (params[idx].device, params[idx].dtype)")
                     with code.block("if key not in scalars:"):
                         code(f"scalars[key] = _as_tensors([{', '.join(numbers)}], params[idx])")
-                code("kernel(")
+                with code.block("try:"):
+                    code("kernel(")
+                    for t in ["params[idx]", "grads[idx]", *states]:
+                        code(f"    {t}.view(-1),")
+                    if numbers:
+                        code("    *scalars[key],")
+                    if stepnums:
+                        values = ", ".join(f'per_param["{n}"][idx]' for n in stepnums)
+                        code(f"    *_as_tensors([{values}], params[idx]),")
+                    for v in group:
+                        code(f"    {v},")
+                    code("    maximize,")
+                    code(")")
+                with code.block("except Exception as error:"):
+                    code("_give_up(kind, error)  # or raise it")
+                    code("rest.append(idx)")
+            with code.block("if rest:"):
+                code("_foreach_step(")
+                code("    [params[idx] for idx in rest],")
+                code("    [grads[idx] for idx in rest],")
+                if low.states:
+                    code("    {k: [v[idx] for idx in rest] for k, v in states.items()},")
+                if self.plan.stage_stepnums():
+                    code("    {k: [v[idx] for idx in rest] for k, v in per_param.items()},")
+                for s in [*self.scalars(), *group]:
+                    code(f"    {s}={s},")
+                code("    maximize=maximize,")
+                code(")")
+        return code.text()
+
+    def differentiable_fn(self) -> str:
+        low = self.low
+        code = Code()
+        extra = [f"{v}: Tensor" for v in self.plan.group_values(self.final)]
+        for line in self.signature("_differentiable_step", extra, "None"):
+            code(line)
+        stepnums = self.plan.reads(self.final.instrs, VKind.STEPNUM)
+        numbers = self.kernel_numbers()
+        with code.indented():
+            code('"""The last stage through ``_kernel`` run eagerly, parameter by parameter: it is')
+            code("functional up to its final copies, so autograd records the step")
+            code('(differentiable=True)."""')
+            with code.block("for idx in range(len(params)):"):
+                code("_kernel(")
+                states = [f'states["{s}"][idx]' for s in low.states]
                 for t in ["params[idx]", "grads[idx]", *states]:
-                    code(f"    {t}.view(-1),")
+                    code(f"    {t},")
                 if numbers:
-                    code("    *scalars[key],")
+                    code(f"    *_as_tensors([{', '.join(numbers)}], params[idx]),")
                 if stepnums:
                     values = ", ".join(f'per_param["{n}"][idx]' for n in stepnums)
                     code(f"    *_as_tensors([{values}], params[idx]),")
-                for v in group:
+                for v in self.plan.group_values(self.final):
                     code(f"    {v},")
                 code("    maximize,")
                 code(")")
@@ -563,7 +601,6 @@ class _Module:
         plan = self.plan
         inputs = [n for n in plan.reads(plan.numbers, VKind.NUMBER) if n in self.low.hypers]
         code = Code()
-        self.helpers.add("_f64")
         args = ", ".join(f"{n}: float" for n in inputs)
         with code.block(f"def _numbers({args}) -> dict[str, float]:"):
             code('"""Scalars computed from the hyperparameters, in float64 with IEEE semantics')
@@ -582,7 +619,6 @@ class _Module:
         step = low.step or "step"
         outs = plan.stage_stepnums()
         code = Code()
-        self.helpers.add("_f64")
         args = ", ".join([f"{step}: int", *(f"{n}: float" for n in inputs)])
         with code.block(f"def _step_numbers({args}) -> tuple[float, ...]:"):
             code('"""Scalars that depend on a step count, in float64 with IEEE semantics."""')
@@ -606,6 +642,7 @@ class _Module:
 
     # -- the class --------------------------------------------------------------------------------
     def class_def(self) -> str:
+        low = self.low
         code = Code()
         with code.block(f"class {self.class_name}(torch.optim.Optimizer):"):
             for line in self.class_doc():
@@ -614,37 +651,29 @@ class _Module:
             code("#: Under fused=True, parameters with fewer elements than this take the foreach")
             code("#: path (None: 65536 on the CPU, 2**20 on accelerators).")
             code("fused_min_numel: int | None = None")
+            code("# What the shared machinery (_step, _gather...) needs to know of the program.")
+            code(f"_states = {_tuple(low.states)}")
+            code(f"_reads_step = {low.step is not None}")
+            code(f"_reductions = {_tuple(self.reductions)}")
             code("")
             self.init(code)
             code("")
             with code.block("def __setstate__(self, state: dict[str, object]) -> None:"):
                 code("super().__setstate__(state)")
-                with code.block("for group in self.param_groups:"):
-                    code('group.setdefault("maximize", False)')
-                    code('group.setdefault("foreach", None)')
-                    code('group.setdefault("fused", None)')
-                    code('group.setdefault("state_dtype", None)')
-                    code('group.setdefault("flat", False)')
-                code('self.__dict__.setdefault("_flat", {})')
+                code("_setup(self)")
             code("")
-            self.step_method(code)
+            with code.block(
+                "def step(self, closure: Callable[[], float] | None = None) -> float | None:"
+            ):
+                code('"""Perform one optimization step; ``closure`` re-evaluates the model and')
+                code('returns the loss."""')
+                code("return _step(self, closure)")
             code("")
-            self.zero_grad_method(code)
-            code("")
-            self.init_group(code)
+            with code.block("def zero_grad(self, set_to_none: bool = True) -> None:"):
+                code('"""As torch.optim\'s (see ``_zero_grad`` for flat buffers)."""')
+                code("_zero_grad(self, set_to_none)")
             code("")
             self.step_group(code)
-            code("")
-            code("@staticmethod")
-            with code.block("def _path(group: dict[str, object], params: list[Tensor]) -> str:"):
-                code('"""fused, foreach or single: as torch.optim chooses when not told (foreach')
-                code('kernels where the device has them, so on CUDA; never fused by default)."""')
-                with code.block('if group["fused"]:'):
-                    code('return "fused"')
-                code('foreach = group["foreach"]')
-                with code.block("if foreach is None:"):
-                    code("foreach = all(p.device.type in _FOREACH_DEVICES for p in params)")
-                code('return "foreach" if foreach else "single"')
         return code.text()
 
     def class_doc(self) -> list[str]:
@@ -661,13 +690,13 @@ class _Module:
             "Args:",
             "    params: an iterable of parameters or of dicts defining parameter groups.",
         ]
+        default = "required" if sig.lr is None else f"default {_fmt(sig.lr)}"
         if sig.lr_mode == "product":
-            lines += [
-                f"    lr: the learning rate: the program's lr input times {_fmt(sig.lr)} (default"
-            ]
-            lines += [f"        {_fmt(sig.lr)}); an LR scheduler scales it."]
+            scale = _fmt(sig.lr_scale)
+            lines += [f"    lr: the learning rate: the program's lr input times {scale}"]
+            lines += [f"        ({default}); an LR scheduler scales it."]
         elif sig.lr_mode == "input":
-            lines += ["    lr: the program's lr input (default 1.0)."]
+            lines += [f"    lr: the program's lr input ({default})."]
         else:
             lines += [
                 "    lr: the program does not read lr; its update is scaled by lr (default 1.0)."
@@ -699,19 +728,16 @@ class _Module:
         return lines
 
     def init(self, code: Code) -> None:
-        sig, low = self.low.signature, self.low
+        sig = self.low.signature
         code("def __init__(")
         code("    self,")
         code("    params: torch.optim.optimizer.ParamsT,")
         for name, default in sig.keywords():
             kind = "tuple[float, ...]" if name == "betas" else "float"
-            code(f"    {name}: {kind} = {default},")
+            code(f"    {name}: {kind}," if default is None else f"    {name}: {kind} = {default},")
         code("    *,")
-        code("    maximize: bool = False,")
-        code("    foreach: bool | None = None,")
-        code("    fused: bool | None = None,")
-        code("    state_dtype: torch.dtype | None = None,")
-        code("    flat: bool = False,")
+        for name, kind, default in KEYWORDS:
+            code(f"    {name}: {kind} = {default},")
         code(") -> None:")
         with code.indented():
             with code.block("if not lr >= 0.0:"):
@@ -720,116 +746,34 @@ class _Module:
                 with code.block(f"if len(betas) != {len(sig.betas)}:"):
                     n = len(sig.betas)
                     code(f'raise ValueError(f"betas must have {n} values, got {{betas}}")')
-            with code.block("if foreach and fused:"):
-                code('raise ValueError("foreach and fused cannot both be True")')
-            if self.per_tensor:
-                with code.block("if flat:"):
-                    message = "flat=True needs a program without per-tensor reductions (norm)"
-                    code(f'raise ValueError("{message}")')
+            for arg, h in self.bounded():
+                test, text = _BOUND_TESTS[h.bound]  # type: ignore[index]
+                label = f"{arg} ({h.name})" if arg != h.name else arg
+                with code.block(f"if not {test.format(arg)}:"):
+                    code(f'raise ValueError(f"invalid {label}: {{{arg}}} is not {text}")')
             code("defaults = {")
             for name, _ in sig.keywords():
                 value = "tuple(betas)" if name == "betas" else name
                 code(f'    "{name}": {value},')
-            for name in ("maximize", "foreach", "fused", "state_dtype", "flat"):
+            for name, _, _ in KEYWORDS:
                 code(f'    "{name}": {name},')
             code("}")
+            code("_check_keywords(type(self), defaults)")
             code("super().__init__(params, defaults)")
-            code("# flat=True: the flat buffers of each group (by its index in param_groups).")
-            code("self._flat: dict[int, list[_Flat]] = {}")
-            self.helpers |= {"_Flat", "_flat_lists"}
-            if low.states:
-                code("self.register_load_state_dict_post_hook(_restore_state_dtype)")
-                self.helpers.add("_restore_state_dtype")
+            code("_setup(self)")
 
-    def step_method(self, code: Code) -> None:
-        code("@torch.no_grad()")
-        code("def step(self, closure: Callable[[], float] | None = None) -> float | None:")
-        with code.indented():
-            code('"""Perform one optimization step; ``closure`` re-evaluates the model and returns')
-            code('the loss."""')
-            code("loss = None")
-            with code.block("if closure is not None:"):
-                with code.block("with torch.enable_grad():"):
-                    code("loss = closure()")
-            with code.block("for index, group in enumerate(self.param_groups):"):
-                code("params, grads, states, steps = self._init_group(group)")
-                with code.block('if group["flat"] and params:'):
-                    code("buffers = self._flat.setdefault(index, [])")
-                    by_step = self.low.step is not None
-                    args = f"buffers, params, states, steps, self.state, {by_step}"
-                    code(f"params, grads, states, steps = _flat_lists({args})")
-                with code.block("if params:"):
-                    code("self._step_group(group, params, grads, states, steps)")
-            code("return loss")
-
-    def zero_grad_method(self, code: Code) -> None:
-        code("def zero_grad(self, set_to_none: bool = True) -> None:")
-        with code.indented():
-            code('"""As torch.optim\'s, except for the parameters of flat buffers (flat=True):')
-            code("their gradients are zeroed in place, one fill per buffer, and stay views of it")
-            code("whatever set_to_none says (so, as with set_to_none=False, a parameter that gets")
-            code('no gradient takes a step with a zero one)."""')
-            code("flat: set[int] = set()")
-            with code.block("for buffers in self._flat.values():"):
-                with code.block("for buffer in buffers:"):
-                    with code.block("if buffer.intact():"):
-                        code("buffer.zero_grad()")
-                        code("flat.update(id(p) for p in buffer.params)")
-            with code.block("for group in self.param_groups:"):
-                with code.block('for p in group["params"]:'):
-                    with code.block("if p.grad is None or id(p) in flat:"):
-                        code("continue")
-                    with code.block("if set_to_none:"):
-                        code("p.grad = None")
-                        code("continue")
-                    with code.block("if p.grad.grad_fn is not None:"):
-                        code("p.grad.detach_()")
-                    with code.block("else:"):
-                        code("p.grad.requires_grad_(False)")
-                    code("p.grad.zero_()")
-
-    def init_group(self, code: Code) -> None:
-        low = self.low
-        code("def _init_group(")
-        code("    self, group: dict[str, object]")
-        code(") -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:")
-        with code.indented():
-            code('"""The parameters that have a gradient, with their states (made lazily, zero)')
-            code('and step counts (incremented)."""')
-            code("params: list[Tensor] = []")
-            code("grads: list[Tensor] = []")
-            code(
-                "states: dict[str, list[Tensor]] = {"
-                + ", ".join(f'"{s}": []' for s in low.states)
-                + "}"
-            )
-            code("steps: list[int] = []")
-            with code.block('for p in group["params"]:'):
-                with code.block("if p.grad is None:"):
-                    code("continue")
-                with code.block("if p.grad.is_sparse:"):
-                    code(
-                        f'raise RuntimeError("{self.class_name} does not support sparse gradients")'
-                    )
-                with code.block("if torch.is_complex(p):"):
-                    name = self.class_name
-                    code(f'raise RuntimeError("{name} does not support complex parameters")')
-                code("state = self.state[p]")
-                with code.block("if not state:"):
-                    code('state["step"] = 0')
-                    if low.states:
-                        code('dtype = group["state_dtype"] or p.dtype')
-                    for s in low.states:
-                        code(f'state["{s}"] = torch.zeros_like(')
-                        code("    p, dtype=dtype, memory_format=torch.preserve_format")
-                        code(")")
-                code('state["step"] += 1')
-                code("params.append(p)")
-                code("grads.append(p.grad)")
-                code('steps.append(state["step"])')
-                with code.block("for name, values in states.items():"):
-                    code("values.append(state[name])")
-            code("return params, grads, states, steps")
+    def bounded(self) -> list[tuple[str, Hyper]]:
+        """(the expression of the argument, its hyper) for each hyper with a valid range."""
+        sig = self.low.signature
+        out = []
+        for h in sig.hypers():
+            if h.bound is None:
+                continue
+            if sig.betas_keyword == "betas" and h in sig.betas:
+                out.append((f"betas[{sig.betas.index(h)}]", h))
+            else:
+                out.append((h.name, h))
+        return out
 
     def step_group(self, code: Code) -> None:
         low, sig, plan = self.low, self.low.signature, self.plan
@@ -865,9 +809,10 @@ class _Module:
             has_states = ", states" if low.states else ""
             lists = f"params, grads{has_states}{per_param}"
             code('maximize = bool(group["maximize"])')
-            code("path = self._path(group, params)")
+            code("path = _path(group, params)")
             if plan.staged:
-                code('reduce = _single_tensor_reduce if path == "single" else _foreach_reduce')
+                code('foreach = path in ("foreach", "fused")')
+                code("reduce = _foreach_reduce if foreach else _single_tensor_reduce")
                 _call(code, "reduced = reduce", f"{lists}, maximize=maximize, **scalars")
                 tail = ", **scalars, **reduced"
             else:
@@ -877,8 +822,17 @@ class _Module:
                 _call(code, "_fused_step", f"{lists}, maximize=maximize, min_numel=min_numel{tail}")
             with code.block('elif path == "foreach":'):
                 _call(code, "_foreach_step", f"{lists}, maximize=maximize{tail}")
+            with code.block('elif path == "differentiable":'):
+                _call(code, "_differentiable_step", f"{lists}, maximize=maximize{tail}")
             with code.block("else:"):
                 _call(code, "_single_tensor_step", f"{lists}, maximize=maximize{tail}")
+
+
+# A hyper's valid range (see simplifier.emit.hypers.Bound): the test, and how the error says it.
+_BOUND_TESTS = {
+    "unit": ("0.0 <= {} < 1.0", "in [0, 1)"),
+    "nonnegative": ("{} >= 0.0", ">= 0"),
+}
 
 
 def _call(code: Code, fn: str, args: str) -> None:
@@ -893,248 +847,18 @@ def _call(code: Code, fn: str, args: str) -> None:
     code(")")
 
 
+def _tuple(names: list[str] | tuple[str, ...]) -> str:
+    """A tuple of strings as Python source."""
+    items = [f'"{n}"' for n in names]
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
 def _fmt(value: object) -> str:
     from fractions import Fraction
 
     from simplifier.ir import format_number
 
     return format_number(value) if isinstance(value, Fraction) else str(value)
-
-
-HELPERS: dict[str, str] = {
-    "_f64": '''def _f64(x: float) -> Tensor:
-    """A float64 0-d tensor: scalar arithmetic with IEEE semantics (1 / 0 is inf)."""
-    return torch.tensor(x, dtype=torch.float64)''',
-    "_stack": '''def _stack(parts: list[Tensor]) -> Tensor:
-    """Per-parameter partial results, stacked on the first one's device."""
-    return torch.stack([p.to(parts[0].device) for p in parts])''',
-    "_work": '''def _work(buf: Tensor, like: Tensor) -> Tensor:
-    """A state in its parameter's dtype: the buffer itself, or a copy (state_dtype)."""
-    return buf if buf.dtype == like.dtype else buf.to(like.dtype)''',
-    "_store": '''def _store(buf: Tensor, value: Tensor) -> None:
-    """Write a state's new value to its buffer, unless it was computed in place there."""
-    if value is not buf:
-        buf.copy_(value)''',
-    "_work_all": '''def _work_all(bufs: list[Tensor], like: list[Tensor]) -> list[Tensor]:
-    """States in their parameters' dtype: the buffers themselves, or copies (state_dtype)."""
-    return [b if b.dtype == p.dtype else b.to(p.dtype) for b, p in zip(bufs, like, strict=True)]''',
-    "_store_all": '''def _store_all(bufs: list[Tensor], values: list[Tensor]) -> None:
-    """Write states' new values to their buffers, unless computed in place there."""
-    for buf, value in zip(bufs, values, strict=True):
-        if value is not buf:
-            buf.copy_(value)''',
-    "_blocks": '''def _blocks(*items: Tensor | float) -> Iterator[tuple[Tensor | float, ...]]:
-    """One parameter's tensors (and numbers) cut into blocks of BLOCK elements: on the CPU, each
-    op then runs on a block that stays in cache instead of streaming whole tensors through
-    memory once per op. Elsewhere, or for small or non-contiguous tensors, the items as they are.
-    """
-    tensors = [x for x in items if isinstance(x, Tensor)]
-    n = tensors[0].numel()
-    cpu = tensors[0].device.type == "cpu"
-    if not cpu or n <= BLOCK or not all(t.is_contiguous() for t in tensors):
-        yield items
-        return
-    flat = [x.view(-1) if isinstance(x, Tensor) else x for x in items]
-    for lo in range(0, n, BLOCK):
-        yield tuple(x[lo : lo + BLOCK] if isinstance(x, Tensor) else x for x in flat)''',
-    "_blocks_all": '''def _blocks_all(*lists: list) -> Iterator[tuple[list, ...]]:
-    """Parallel lists regrouped into lists of blocks of about BLOCK elements in all, on the CPU
-    (see ``_blocks``); elsewhere the lists as they are (one foreach launch for all of them)."""
-    anchor = next(xs for xs in lists if xs and isinstance(xs[0], Tensor))
-    sizes = [t.numel() for t in anchor]
-    if anchor[0].device.type != "cpu" or sum(sizes) <= BLOCK:
-        yield lists
-        return
-    group: tuple[list, ...] = tuple([] for _ in lists)
-    size = 0
-    for n, items in zip(sizes, zip(*lists, strict=True), strict=True):
-        for block in _blocks(*items) if n > BLOCK else (items,):
-            for dst, x in zip(group, block, strict=True):
-                dst.append(x)
-            size += min(n, BLOCK)
-            if size >= BLOCK:
-                yield group
-                group, size = tuple([] for _ in lists), 0
-    if size:
-        yield group''',
-    "_buckets": '''def _buckets(*lists: list) -> list[tuple[list, ...]]:
-    """The parallel lists split by the first one's device and dtype, as foreach kernels need
-    (usually one bucket)."""
-    keys: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-    for i, t in enumerate(lists[0]):
-        keys.setdefault((t.device, t.dtype), []).append(i)
-    if len(keys) == 1:
-        return [lists]
-    return [tuple([xs[i] for i in idx] for xs in lists) for idx in keys.values()]''',
-    "_fusable": '''def _fusable(tensors: list[Tensor], min_numel: int | None) -> bool:
-    """Whether the compiled kernel takes this parameter (with its gradient and states)."""
-    if min_numel is None:
-        min_numel = FUSED_MIN_NUMEL.get(tensors[0].device.type, 1 << 20)
-    # Single-element tensors stay out too: Dynamo specialises on size 1 (a second compilation).
-    numel = tensors[0].numel()
-    return numel >= max(min_numel, 2) and all(t.is_contiguous() for t in tensors)''',
-    "_as_tensors": '''def _as_tensors(values: list[float], like: Tensor) -> tuple[Tensor, ...]:
-    """Scalars as 0-d tensors on the parameter's device (float64 for float64 parameters,
-    float32 otherwise), for the compiled kernel."""
-    dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
-    return torch.tensor(values, dtype=dtype, device=like.device).unbind()''',
-    "_Flat": '''class _Flat:
-    """Parameters of one device and dtype kept, with their gradients and states, as views of one
-    buffer each (flat=True), so that a step can run on the buffers as on one parameter: one
-    kernel, one foreach bucket, instead of one per parameter. Parameters become views of the
-    weight buffer (``p.data`` is replaced once); gradients and states that get replaced (autograd
-    after ``p.grad = None``, ``load_state_dict``) are copied back in at the next step."""
-
-    def __init__(
-        self, params: list[Tensor], state_of: Mapping[Tensor, dict[str, Tensor]], names: list[str]
-    ) -> None:
-        self.params = params
-        self.starts = [0]
-        for p in params:
-            self.starts.append(self.starts[-1] + p.numel())
-        like, n = params[0], self.starts[-1]
-        self.weight = torch.empty(n, dtype=like.dtype, device=like.device)
-        self.grad = torch.empty_like(self.weight)
-        self.states = {
-            k: torch.empty(n, dtype=state_of[like][k].dtype, device=like.device) for k in names
-        }
-        for p, view in zip(params, self.views(self.weight), strict=True):
-            view.copy_(p)
-            p.data = view
-        self.sync(state_of)
-
-    def view(self, buffer: Tensor, i: int) -> Tensor:
-        """Parameter ``i``'s part of the buffer, shaped like it."""
-        return buffer[self.starts[i] : self.starts[i + 1]].view_as(self.params[i])
-
-    def views(self, buffer: Tensor) -> list[Tensor]:
-        """The buffer cut into one view per parameter."""
-        return [self.view(buffer, i) for i in range(len(self.params))]
-
-    def addresses(self, buffer: Tensor) -> list[int]:
-        """Where each parameter's view of the buffer starts (the buffers never move)."""
-        base, size = buffer.data_ptr(), buffer.element_size()
-        return [base + lo * size for lo in self.starts[:-1]]
-
-    def intact(self) -> bool:
-        """Whether every parameter is still its view of the weight buffer."""
-        at = self.addresses(self.weight)
-        return all(p.data_ptr() == a for p, a in zip(self.params, at, strict=True))
-
-    def sync(self, state_of: Mapping[Tensor, dict[str, Tensor]]) -> None:
-        """Copy gradients and states that are no longer views into the buffers and view them
-        again (every parameter has a gradient here)."""
-        self._repoint(self.grad, [p.grad for p in self.params], state_of, None)
-        for k, buffer in self.states.items():
-            self._repoint(buffer, [state_of[p][k] for p in self.params], state_of, k)
-
-    def zero_grad(self) -> None:
-        """Zero the gradient buffer (one fill) and make every gradient its view again."""
-        self.grad.zero_()
-        for i, (p, a) in enumerate(zip(self.params, self.addresses(self.grad), strict=True)):
-            if p.grad is None or p.grad.data_ptr() != a:
-                p.grad = self.view(self.grad, i)
-
-    def _repoint(
-        self,
-        buffer: Tensor,
-        current: list[Tensor],
-        state_of: Mapping[Tensor, dict[str, Tensor]],
-        key: str | None,
-    ) -> None:
-        at = self.addresses(buffer)
-        for i, (t, a) in enumerate(zip(current, at, strict=True)):
-            if t.data_ptr() == a:
-                continue
-            p, view = self.params[i], self.view(buffer, i)
-            view.copy_(t)
-            if key is None:
-                p.grad = view
-            else:
-                state_of[p][key] = view''',
-    "_flat_lists": '''def _flat_lists(
-    buffers: list[_Flat],
-    params: list[Tensor],
-    states: dict[str, list[Tensor]],
-    steps: list[int],
-    state_of: Mapping[Tensor, dict[str, Tensor]],
-    by_step: bool,
-) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:
-    """flat=True: the step's lists with each buffer in place of its parameters when they all have
-    a gradient (otherwise they take this step one by one, as views). ``states`` gives the state
-    names; gradients and states are read afresh from the parameters. Parameters in no buffer (at
-    the first step, after ``p.data`` was replaced or, when the program reads the step count
-    (``by_step``), after their counts diverged) are gathered into new buffers first, by device,
-    dtypes and (``by_step``) step count."""
-    position = {id(p): i for i, p in enumerate(params)}
-
-    def keep(b: _Flat) -> bool:
-        if not b.intact():
-            return False
-        idx = [position[id(p)] for p in b.params if id(p) in position]
-        return not by_step or len({steps[i] for i in idx}) < 2
-
-    buffers[:] = [b for b in buffers if keep(b)]
-    inside = {id(p) for b in buffers for p in b.params}
-    names = list(states)
-    fresh: dict[tuple[object, ...], list[Tensor]] = {}
-    for p, step in zip(params, steps, strict=True):
-        state = state_of[p]
-        if id(p) in inside or p.numel() == 0 or not p.is_contiguous():
-            continue
-        if any(state[k].shape != p.shape for k in names):
-            continue
-        key = (p.device, p.dtype, step if by_step else 0, *(state[k].dtype for k in names))
-        fresh.setdefault(key, []).append(p)
-    buffers += [_Flat(ps, state_of, names) for ps in fresh.values() if len(ps) > 1]
-    merged: set[int] = set()
-    out: tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]
-    out = ([], [], {k: [] for k in names}, [])
-    for b in buffers:
-        idx = [position.get(id(p)) for p in b.params]
-        if None in idx:
-            continue
-        b.sync(state_of)
-        out[0].append(b.weight)
-        out[1].append(b.grad)
-        for k in names:
-            out[2][k].append(b.states[k])
-        out[3].append(steps[position[id(b.params[0])]])
-        merged.update(i for i in idx if i is not None)
-    for i, p in enumerate(params):
-        if i not in merged:
-            out[0].append(p)
-            out[1].append(p.grad)
-            for k in names:
-                out[2][k].append(state_of[p][k])
-            out[3].append(steps[i])
-    return out''',
-    "_compiled_kernel": '''def _compiled_kernel(mixed: bool) -> Callable[..., None]:
-    """``_kernel`` compiled once per process, and once more for parameters whose states have
-    another dtype (``mixed``, see MIXED_DTYPE_OPTIONS): dynamic shapes, so one compilation serves
-    every parameter size (Dynamo adds one per dtype and device it meets)."""
-    if mixed not in _COMPILED:
-        options = dict(COMPILE_OPTIONS)
-        inductor = options.get("options")
-        if mixed and isinstance(inductor, dict):
-            options["options"] = {**inductor, **MIXED_DTYPE_OPTIONS}
-        _COMPILED[mixed] = torch.compile(_kernel, **options)
-    return _COMPILED[mixed]''',
-}
-
-
-def _restore_state_dtype_source(states: tuple[str, ...]) -> str:
-    names = ", ".join(f'"{s}"' for s in states) + ("," if len(states) == 1 else "")
-    return f'''def _restore_state_dtype(optimizer: torch.optim.Optimizer) -> None:
-    """load_state_dict casts states to their parameter's dtype; cast them back to state_dtype."""
-    for group in optimizer.param_groups:
-        if group["state_dtype"] is None:
-            continue
-        for p in group["params"]:
-            state = optimizer.state.get(p, {{}})
-            for name in ({names}):
-                if name in state:
-                    state[name] = state[name].to(group["state_dtype"])'''
 
 
 def _module_doc(m: _Module, program_text: str) -> list[str]:
@@ -1161,8 +885,8 @@ def _module_doc(m: _Module, program_text: str) -> list[str]:
         )
     lines += ["", "Each step runs it on every parameter ``w`` and sets ``w = w - update``."]
     if sig.lr_mode == "product":
-        lr = _fmt(sig.lr)
-        lines += [f"The group's ``lr`` stands for the program's ``lr * {lr}`` (default {lr})."]
+        scale, lr = _fmt(sig.lr_scale), _fmt(sig.lr)
+        lines += [f"The group's ``lr`` stands for the program's ``lr * {scale}`` (default {lr})."]
     elif sig.lr_mode == "absent":
         lines += ["The program does not read lr: its update is multiplied by the group's ``lr``"]
         lines += ["(default 1.0), so that LR schedulers have an effect."]
@@ -1175,55 +899,108 @@ def generate(
 ) -> str:
     """The module's source (see :func:`simplifier.emit.emit_torch`)."""
     m = _Module(plan, Names.of(plan), class_name, semantics, source_path)
-    parts: list[str] = []
     cls = m.class_def()
     functions: list[str] = []
     if plan.staged:
         functions += [m.reduce_fn("single"), m.reduce_fn("foreach")]
-    functions += [m.step_fn("single"), m.step_fn("foreach"), m.fused_fn(), m.kernel_fn()]
+    functions += [m.step_fn("single"), m.step_fn("foreach"), m.fused_fn()]
+    functions += [m.differentiable_fn(), m.kernel_fn()]
     if plan.computed_numbers():
         functions.append(m.numbers_fn())
     if plan.stage_stepnums():
         functions.append(m.step_numbers_fn())
-    helpers = [HELPERS[h] for h in HELPERS if h in m.helpers]
-    if "_restore_state_dtype" in m.helpers:
-        helpers.append(_restore_state_dtype_source(plan.low.states))
-    abc = ["Callable", *(["Iterator"] if "_blocks" in m.helpers else []), "Mapping"]
+    code = "\n\n\n".join([cls, *functions])
+    imports, machinery = runtime_source(code)
     head = [
         *_module_doc(m, program_text),
         "",
         "from __future__ import annotations",
         "",
-        "from collections.abc import " + ", ".join(abc),
-        "",
-        "import torch",
-        "from torch import Tensor",
+        *imports,
         "",
         f'__all__ = ["{class_name}"]',
-        "",
-        "# torch.compile options of the fused path: dynamic shapes (one compilation for every",
-        "# parameter size); on the CPU, an OpenMP parallel loop whatever size the first",
-        "# parameter had (Inductor otherwise sizes the thread count from that example), and",
-        "# the vector instructions the CPU reports taken as usable: Inductor otherwise builds",
-        "# and loads a probe library per candidate ISA, most of the first step's time with an",
-        "# empty Inductor cache (drop the entry if the C++ compiler lacks the CPU's ISA flags).",
-        "COMPILE_OPTIONS: dict[str, object] = {",
-        '    "dynamic": True,',
-        '    "fullgraph": True,',
-        '    "options": {"cpp.dynamic_threads": True, "cpp.vec_isa_ok": True},',
-        "}",
-        "# Devices whose foreach kernels torch.optim uses by default.",
-        '_FOREACH_DEVICES = ("cuda", "xpu", "mtia")',
-        "# Elements per block of the eager paths on the CPU: a few blocks fit in the cache.",
-        "BLOCK = 1 << 18",
-        "# Under fused=True, smaller parameters take the foreach path (per device type).",
-        'FUSED_MIN_NUMEL: dict[str, int] = {"cpu": 1 << 16}',
-        "# On the CPU, the kernel for states in another dtype than their parameter (state_dtype)",
-        "# is compiled for 256-bit vectors: with 512-bit ones Inductor writes a bfloat16 state",
-        "# half a vector at a time through masked stores, which ran it at half the speed on an",
-        "# AVX-512 AMD EPYC CPU (the kernel is memory-bound: 256-bit vectors lose nothing).",
-        'MIXED_DTYPE_OPTIONS: dict[str, object] = {"cpp.simdlen": 256}',
-        "_COMPILED: dict[bool, Callable[..., None]] = {}",
     ]
-    parts = ["\n".join(head), cls, *functions, *helpers]
-    return "\n\n\n".join(parts) + "\n"
+    tail = [
+        "# -- The machinery below is copied from simplifier/emit/runtime.py, where it is",
+        "# -- type-checked and tested; nothing in it is specific to this program.",
+        machinery,
+    ]
+    return "\n\n\n".join(["\n".join(head), code, "\n".join(tail)]) + "\n"
+
+
+# -- the runtime, copied ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Definition:
+    names: tuple[str, ...]  # what it defines
+    source: str  # with the comment lines right above it
+    uses: frozenset[str]  # every name it reads
+
+
+@functools.cache
+def _runtime() -> tuple[list[ast.Import | ast.ImportFrom], list[_Definition]]:
+    """simplifier/emit/runtime.py: its imports and its top-level definitions, in file order."""
+    text = (FilePath(__file__).parent / "runtime.py").read_text(encoding="utf-8")
+    lines = text.split("\n")
+    imports: list[ast.Import | ast.ImportFrom] = []
+    defs: list[_Definition] = []
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            if not (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+                imports.append(node)
+            continue
+        if isinstance(node, ast.Expr):  # the module docstring
+            continue
+        start = node.lineno - 1
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.decorator_list:
+            start = node.decorator_list[0].lineno - 1
+        while start > 0 and lines[start - 1].startswith("#"):
+            start -= 1
+        source = "\n".join(lines[start : node.end_lineno])
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names: tuple[str, ...] = (node.name,)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = tuple(t.id for t in targets if isinstance(t, ast.Name))
+        else:
+            raise AssertionError(f"runtime.py:{node.lineno}: not a definition")
+        uses = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+        defs.append(_Definition(names, source, uses))
+    return imports, defs
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+
+
+def runtime_source(code: str) -> tuple[list[str], str]:
+    """The import lines and the runtime definitions that ``code`` needs (and those they need),
+    in runtime.py's order; only the imports the module then uses."""
+    imports, defs = _runtime()
+    by_name = {n: d for d in defs for n in d.names}
+    needed: set[str] = set()
+    todo = [n for n in _words(code) if n in by_name]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        todo += [n for n in by_name[name].uses if n in by_name]
+    chosen = [d for d in defs if set(d.names) & needed]
+    machinery = "\n\n\n".join(d.source for d in chosen)
+    used = _words(code) | _words(machinery)
+    lines = []
+    for node in imports:
+        if isinstance(node, ast.Import):
+            lines += [f"import {a.name}" for a in node.names if a.name in used]
+        else:
+            kept = [a.name for a in node.names if a.name in used]
+            if kept:
+                lines.append(f"from {node.module} import {', '.join(kept)}")
+    return _import_blocks(lines), machinery
+
+
+def _import_blocks(lines: list[str]) -> list[str]:
+    """Standard library imports, a blank line, then torch's (isort's order)."""
+    std = [x for x in lines if not x.split()[1].startswith("torch")]
+    third = [x for x in lines if x.split()[1].startswith("torch")]
+    return [*std, *([""] if std and third else []), *third]

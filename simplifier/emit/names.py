@@ -1,8 +1,16 @@
 """Unique Python identifiers for generated code (the idea of torch.fx's ``_Namespace``).
 
+Python reads identifiers in NFKC normal form (``𝔤`` is ``g``, ``ﬁ`` is ``fi``), so the names
+handed out are NFKC-normalised and unique as such: two program names that Python would fold
+together get two distinct identifiers.
+
 >>> ns = Namespace(reserved=("torch",))
 >>> ns.name("m.2"), ns.name("m.3"), ns.name("torch"), ns.name("lambda"), ns.name("%4")
 ('m', 'm_1', 'torch_1', 'lambda_1', 't')
+>>> ns.name("𝔪"), ns.name("ﬁ"), ns.name("fi")
+('m_2', 'fi', 'fi_1')
+>>> Namespace().name("flat")  # by default, the emitted class's keywords are taken
+'flat_1'
 """
 
 from __future__ import annotations
@@ -10,10 +18,38 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import unicodedata
 
-# Names the generated module itself defines or uses at module or function level.
+# The keyword-only arguments of every emitted class's constructor: (name, annotation, default).
+CLASS_KEYWORDS = (
+    ("maximize", "bool", "False"),
+    ("foreach", "bool | None", "None"),
+    ("fused", "bool | None", "None"),
+    ("state_dtype", "torch.dtype | None", "None"),
+    ("flat", "bool", "False"),
+    ("differentiable", "bool", "False"),
+    ("capturable", "bool", "False"),
+)
+
+# Names the generated module itself defines or uses at module or function level, and the
+# constructor's keywords (a hyper must not shadow one).
 RESERVED = frozenset(
     {
+        *(name for name, _, _ in CLASS_KEYWORDS),
+        "types",
+        "warnings",
+        "Iterator",
+        "Mapping",
+        "COMPILE_OPTIONS",
+        "BLOCK",
+        "FUSED_MIN_NUMEL",
+        "MIXED_DTYPE_OPTIONS",
+        "rest",
+        "kind",
+        "error",
+        "index",
+        "buffers",
+        "set_to_none",
         "torch",
         "Tensor",
         "Callable",
@@ -57,14 +93,15 @@ _BUILTINS = frozenset(dir(builtins))
 
 
 def identifier(hint: str) -> str:
-    """A Python identifier close to ``hint``: SSA suffixes dropped, other characters replaced.
+    """A Python identifier close to ``hint`` in NFKC form: SSA suffixes dropped, other characters
+    replaced.
 
-    >>> identifier("update.3"), identifier("%12"), identifier("β1")
-    ('update', 't', 'β1')
+    >>> identifier("update.3"), identifier("%12"), identifier("β1"), identifier("𝔤")
+    ('update', 't', 'β1', 'g')
     """
     base = hint.split(".", 1)[0] if not hint.startswith("%") else "t"
-    base = re.sub(r"\W", "_", base) or "t"
-    if base[0].isdigit():
+    base = re.sub(r"\W", "_", unicodedata.normalize("NFKC", base)) or "t"
+    if not base.isidentifier():  # a digit, or a character allowed only inside an identifier, first
         base = "v_" + base
     return base
 
@@ -73,7 +110,7 @@ class Namespace:
     """Hands out identifiers that are unique, not keywords, not builtins and not reserved."""
 
     def __init__(self, reserved: tuple[str, ...] | frozenset[str] = RESERVED) -> None:
-        self._taken: set[str] = set(reserved)
+        self._taken: set[str] = {unicodedata.normalize("NFKC", n) for n in reserved}
 
     def name(self, hint: str) -> str:
         """A fresh identifier for ``hint`` (``m``, then ``m_1``, ``m_2``...)."""
@@ -94,4 +131,4 @@ class Namespace:
 
     def reserve(self, name: str) -> None:
         """Mark ``name`` as taken (a name chosen elsewhere)."""
-        self._taken.add(name)
+        self._taken.add(unicodedata.normalize("NFKC", name))
