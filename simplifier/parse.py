@@ -12,7 +12,6 @@ import functools
 import keyword
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import lark
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 
 from simplifier.errors import ProgramError
-from simplifier.ir import Atom, Const, Loc, Param, Program, Ref, Role, Stmt
+from simplifier.ir import Atom, Const, HyperValue, Loc, Param, Program, Ref, Role, Stmt
 from simplifier.ops import CALLABLE, INFIX, OPS, resolve
 
 MAX_DEPTH = 200  # expressions nested deeper than this are refused with a clear error
@@ -363,7 +362,7 @@ def read_source(path: str) -> str:
 
 
 def parse_file(
-    path: str, values: Mapping[str, Fraction] | None = None, *, ignore_unknown: bool = False
+    path: str, values: Mapping[str, HyperValue] | None = None, *, ignore_unknown: bool = False
 ) -> Program:
     """Read and parse a program file (see :func:`parse`)."""
     return parse(read_source(path), path, values, ignore_unknown=ignore_unknown)
@@ -372,7 +371,7 @@ def parse_file(
 def parse(
     text: str,
     path: str = "<program>",
-    values: Mapping[str, Fraction] | None = None,
+    values: Mapping[str, HyperValue] | None = None,
     *,
     ignore_unknown: bool = False,
 ) -> Program:
@@ -381,7 +380,8 @@ def parse(
     A name in ``values`` that is not a hyper of the program is an error, unless
     ``ignore_unknown`` (for commands that read several programs with one ``--set``).
 
-    ``values`` gives hypers their values (``--set``). Raises :class:`ProgramError` (with line and
+    ``values`` gives hypers their values (``--set``; numbers or their text, see
+    :meth:`Program.bind`). Raises :class:`ProgramError` (with line and
     column) for any invalid program.
     """
     lines = text.splitlines()
@@ -425,7 +425,7 @@ def parse(
     return program
 
 
-def _bind_values(program: Program, values: Mapping[str, Fraction], fail) -> Program:
+def _bind_values(program: Program, values: Mapping[str, HyperValue], fail) -> Program:
     hypers = {p.name: p for p in program.hypers}
     for name in values:
         if name not in hypers:

@@ -61,6 +61,7 @@ from simplifier.passes.rules import (
     rewrite,
 )
 from simplifier.printer import to_text
+from simplifier.source import ProgramSource, as_program
 
 __all__ = [
     "NumericCheck",
@@ -513,7 +514,7 @@ def _equivalence(before: Program, after: Program, semantics: Semantics) -> Any:
 
 
 def simplify(
-    program: Program,
+    program: ProgramSource,
     semantics: Semantics = "math",
     allow: Allow = "almost-everywhere",
     *,
@@ -521,7 +522,8 @@ def simplify(
     check: bool = True,
     steps: int = 8,
 ) -> SimplifyResult:
-    """Simplify ``program``; log every change; check the result against the input.
+    """Simplify ``program`` (a Program, its text or its file); log every change; check the
+    result against the input.
 
     ``allow`` is the least exact level of rewrite that may be applied (``exact``,
     ``almost-everywhere`` or ``approximate``). Under ``semantics="hero"`` no math-only rewrite
@@ -536,6 +538,7 @@ def simplify(
     """
     if allow not in ("exact", "almost-everywhere", "approximate"):
         raise ValueError(f"allow must be exact, almost-everywhere or approximate, not {allow!r}")
+    program = as_program(program)
     pipeline = list(stages) if stages is not None else default_stages(program, semantics, allow)
     current = program
     changes: list[Change] = []

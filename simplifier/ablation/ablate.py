@@ -64,6 +64,7 @@ from simplifier.numeric import Semantics
 from simplifier.ops import OPS, Kind
 from simplifier.passes.dce import eliminate_dead_code
 from simplifier.printer import to_text
+from simplifier.source import ProgramSource, as_program
 
 from .engine import Replica, StderrProgress, train
 from .tasks import Budget, Task, get_task
@@ -513,7 +514,7 @@ def _score_table(table: dict[float, np.ndarray]) -> Score:
 
 
 def ablate(
-    program: Program,
+    program: ProgramSource,
     task: str | Task = "mlp",
     budget: str | Budget = "small",
     *,
@@ -542,6 +543,7 @@ def ablate(
     >>> [(r.statement, r.decision) for r in report.rows][:2]
     [('g = g + 0', 'removed'), ('u = -g', 'kept')]
     """
+    program = as_program(program)
     program.verify()
     infer_types(program)
     source = program

@@ -34,6 +34,7 @@ from simplifier.emit.plan import plan
 from simplifier.errors import UsageError
 from simplifier.ir import Program
 from simplifier.numeric import SEMANTICS, Semantics
+from simplifier.source import ProgramSource, as_program
 
 if TYPE_CHECKING:
     import torch
@@ -64,7 +65,7 @@ def _check_class_name(name: str) -> None:
 
 
 def emit_torch(
-    program: Program, *, semantics: Semantics = "math", class_name: str | None = None
+    program: ProgramSource, *, semantics: Semantics = "math", class_name: str | None = None
 ) -> str:
     """Python source of a ``torch.optim.Optimizer`` subclass that runs ``program``.
 
@@ -76,6 +77,7 @@ def emit_torch(
     >>> "class Sgd(torch.optim.Optimizer):" in text
     True
     """
+    program = as_program(program)
     if semantics not in SEMANTICS:
         raise UsageError(f"unknown semantics {semantics!r}")
     name = class_name or default_class_name(program)
@@ -91,9 +93,10 @@ _counter = [0]
 
 
 def compile_torch(
-    program: Program, *, semantics: Semantics = "math", class_name: str | None = None
+    program: ProgramSource, *, semantics: Semantics = "math", class_name: str | None = None
 ) -> type[torch.optim.Optimizer]:
     """The optimizer class of :func:`emit_torch`, executed in a fresh module."""
+    program = as_program(program)
     source = emit_torch(program, semantics=semantics, class_name=class_name)
     name = class_name or default_class_name(program)
     _counter[0] += 1

@@ -34,15 +34,14 @@ from simplifier.equiv.prove import prove
 from simplifier.equiv.refute import DEFAULT_RTOL, DEFAULT_STEPS, refute, search_plan
 from simplifier.equiv.verdict import Verdict
 from simplifier.errors import UsageError
-from simplifier.ir import Program
 from simplifier.numeric import SEMANTICS, Semantics
-from simplifier.parse import parse
 from simplifier.passes.dce import eliminate_dead_code
+from simplifier.source import ProgramSource, as_program
 
 
 def equivalent(
-    a: Program | str,
-    b: Program | str,
+    a: ProgramSource,
+    b: ProgramSource,
     semantics: Semantics = "math",
     steps: int = 4,
     rtol: float = DEFAULT_RTOL,
@@ -50,7 +49,8 @@ def equivalent(
     trajectory_steps: int = DEFAULT_STEPS,
     seed: int = 0,
 ) -> Verdict:
-    """The equivalence verdict of two programs (or program texts); see the module docstring.
+    """The equivalence verdict of two programs (each a Program, its text or its file); see the
+    module docstring.
 
     ``steps`` is the depth of the bounded symbolic check, ``rtol`` the relative tolerance of the
     numeric comparison (it absorbs float64 rounding; approximate equalities such as ``hero``'s
@@ -65,8 +65,7 @@ def equivalent(
         raise UsageError(f"--rtol must be in [0, 1), got {rtol}")
     if trajectory_steps < 20:
         raise UsageError(f"trajectories need at least 20 steps, got {trajectory_steps}")
-    pa = parse(a) if isinstance(a, str) else a
-    pb = parse(b) if isinstance(b, str) else b
+    pa, pb = as_program(a), as_program(b)
     started = time.perf_counter()
     details: dict[str, Any] = {"semantics": semantics, "rtol": rtol}
 
