@@ -22,7 +22,7 @@ import simplifier
 from simplifier import simplify, parse, equivalent, compile_torch, emit_torch, ablate
 p = parse(open("corpus/lion.py").read())
 assert simplify(p, check=False).program.name == "lion"
-assert simplify(p, check=False).program.name == "lion"          # twice: the function, not the module
+assert simplify(p, check=False).program.name == "lion"  # twice: the function, not the module
 assert simplifier.simplify(p, check=False).program.name == "lion"
 assert simplifier.simplify(p, check=False).program.name == "lion"
 import simplifier.simplify, simplifier.parse       # importing the modules keeps the functions
