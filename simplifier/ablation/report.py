@@ -15,7 +15,7 @@ import math
 
 from simplifier.printer import to_text
 
-from .ablate import AblationReport, Row
+from .ablate import AblationReport, Row, _pct, loss_text
 
 _WIDTH = 28
 
@@ -37,8 +37,7 @@ def format_row(row: Row) -> str:
     se = _f(row.stderr, 8) if math.isfinite(row.stderr) else f"{'':8}"
     change = f"{'':8}"
     if math.isfinite(row.loss) and math.isfinite(row.loss_with):
-        pct = 100 * (row.loss - row.loss_with) / abs(row.loss_with)
-        change = f"{pct:+7.2f}%" if abs(pct) < 1e4 else f"{'>+1e4%':>8}"
+        change = f"{_pct(row.loss, row.loss_with):>8}"
     when = f" (round {row.round})" if row.round is not None else ""
     return (
         f"{line}  {text:<{_WIDTH}} {_f(row.loss_with)} {_f(row.loss)} {se} {change}"
@@ -54,10 +53,10 @@ def table(report: AblationReport) -> str:
         f"ablation of {report.original.path} on task {report.task!r}, budget {b.name!r} "
         f"({b.steps} steps, {len(report.seeds)} seeds, lr multipliers {mults}), "
         f"device {report.device}, semantics {report.semantics}",
-        f"original program: val loss {base.loss:.4f} ± {base.stderr:.4f} "
+        f"original program: val loss {loss_text(base.loss)} ± {loss_text(base.stderr)} "
         f"(best lr multiplier {base.multiplier:.3g}); tolerance "
         f"max({report.tolerance.noise:g} x stderr, {100 * report.tolerance.rel:g}% of loss) = "
-        f"{report.tolerance.limit(base):.4f}",
+        f"{loss_text(report.tolerance.limit(base))}",
         "",
         f"line  {'statement':<{_WIDTH}} {'with':>10} {'without':>10} {'± se':>8} {'change':>8}"
         "  decision",
