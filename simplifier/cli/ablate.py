@@ -147,11 +147,16 @@ def write_binary(path: str, data: bytes, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simplifier.ablation.report import PlotUnavailable, plot_png, table
+    from simplifier.ablation.report import PlotUnavailable, plot_png, require_matplotlib, table
 
     program = load(args.file, args)
     if args.plot and Path(args.plot).exists() and not args.force:
         raise ProgramError("output file exists; pass --force to overwrite it", args.plot)
+    if args.plot:
+        try:
+            require_matplotlib()  # before minutes of training, not after
+        except PlotUnavailable as e:
+            raise UsageError(str(e)) from None
     report = measure(program, args)
     if args.plot:
         try:
