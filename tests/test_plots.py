@@ -32,7 +32,7 @@ def test_charts_show_round_baselines_sweep_and_rounds(toy_report: AblationReport
     finite = [(m, v) for m, v, _ in toy_report.baseline.by_multiplier if math.isfinite(v)]
     assert list(original.get_xdata()) == [m for m, _ in sorted(finite)]
     assert sweep.get_xscale() == "log"
-    (by_round,) = [ln for ln in rounds.lines if len(ln.get_xdata()) == len(toy_report.rounds)]
+    (by_round,) = [ln for ln in rounds.lines if ln.get_gid() == "by-round"]
     assert list(by_round.get_ydata()) == [r.baseline.loss for r in toy_report.rounds]
     assert plot_png(toy_report).startswith(b"\x89PNG")
 

@@ -199,7 +199,8 @@ def plot_figure(report: AblationReport) -> Any:
     xs = [rnd.index for rnd in report.rounds]
     ys = [rnd.baseline.loss for rnd in report.rounds]
     es = [rnd.baseline.stderr if math.isfinite(rnd.baseline.stderr) else 0 for rnd in report.rounds]
-    by_round.errorbar(xs, ys, yerr=es, color=_BASE, marker="o", capsize=3, lw=1.5)
+    trend = by_round.errorbar(xs, ys, yerr=es, color=_BASE, marker="o", capsize=3, lw=1.5)
+    trend.lines[0].set_gid("by-round")
     by_round.axhspan(base.loss - limit, base.loss + limit, color="grey", alpha=0.2)
     lines = {r.target: r.line for r in rows}
     for rnd in report.rounds:
