@@ -153,9 +153,7 @@ def plot_figure(report: AblationReport) -> Any:
             tag = "diverged" if not math.isfinite(r.loss) else f"{r.loss:.3g}"
             ax.text(cap, y, f" {tag}", va="center", fontsize=8)
         if math.isfinite(r.loss_with) and r.loss_with <= cap:
-            ax.plot(
-                [r.loss_with] * 2, [y - 0.42, y + 0.42], color=_BASE, lw=2.2, gid="round-base"
-            )
+            ax.plot([r.loss_with] * 2, [y - 0.42, y + 0.42], color=_BASE, lw=2.2, gid="round-base")
     ax.plot([], [], color=_BASE, lw=2.2, label="its round's program (with it)")
     ax.axvline(base.loss, color=_BASE, ls="--", lw=1, label="original")
     ax.axvspan(base.loss - limit, base.loss + limit, color="grey", alpha=0.2, label="tolerance")
