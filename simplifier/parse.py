@@ -467,8 +467,16 @@ class _Lower:
         states = [p.name for p in params if p.role is Role.STATE]
         if len(items) != 1 + len(states):
             want = ", ".join(["update", *states])
+            implied = [p.name for p in params if p.role is Role.STATE and p.annotation is None]
+            hint = (
+                f"; a parameter without a default that is not w, g, lr or step is a state "
+                f"({', '.join(implied)}): mark a hyperparameter '{implied[-1]}: hyper' or give "
+                f"it a default ('{implied[-1]}=0.9')"
+                if implied and len(items) < 1 + len(states)
+                else ""
+            )
             raise self.fail(
-                f"return gives {len(items)} value(s); expected {1 + len(states)} ({want})",
+                f"return gives {len(items)} value(s); expected {1 + len(states)} ({want}){hint}",
                 f.ret.loc,
             )
         outputs = tuple(self._expr(e, None) for e in items)

@@ -113,3 +113,18 @@ def test_a_command_imports_only_what_it_needs(args: list[str], loaded: str) -> N
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[-2] == loaded
+
+
+def test_a_parameter_taken_as_a_state_is_explained() -> None:
+    from simplifier.errors import ProgramError
+    from simplifier.parse import parse
+
+    text = "def lion(w, g, m, lr, beta1):\n  m = interp(g, m, beta1)\n  return sign(m) * lr, m\n"
+    with pytest.raises(ProgramError) as info:
+        parse(text)
+    assert info.value.message == (
+        "return gives 2 value(s); expected 3 (update, m, beta1); a parameter without a default "
+        "that is not w, g, lr or step is a state (m, beta1): mark a hyperparameter "
+        "'beta1: hyper' or give it a default ('beta1=0.9')"
+    )
+    assert parse(text.replace("beta1)", "beta1: hyper)"), values={"beta1": 0.9}).hypers
