@@ -127,4 +127,4 @@ def test_a_parameter_taken_as_a_state_is_explained() -> None:
         "that is not w, g, lr or step is a state (m, beta1): mark a hyperparameter "
         "'beta1: hyper' or give it a default ('beta1=0.9')"
     )
-    assert parse(text.replace("beta1)", "beta1: hyper)"), values={"beta1": 0.9}).hypers
+    assert parse(text.replace("beta1)", "beta1: hyper)", 1), values={"beta1": 0.9}).hypers
