@@ -13,7 +13,6 @@ True
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from simplifier.errors import UsageError
@@ -37,14 +36,12 @@ def example_names() -> list[str]:
 def example_path(name: str) -> Path:
     """The file of the shipped program ``name`` (``program4`` or ``program4.py``).
 
-    Relative to the working directory when it is below it (a checkout's ``corpus/program4.py``),
-    so that reports name the file as the README shows it.
+    ``corpus/NAME.py`` when the working directory's ``corpus/`` is that folder (a checkout's
+    root), so that reports name the file as the README shows it; else the full path.
     """
     stem = name.removesuffix(".py")
     path = corpus_dir() / f"{stem}.py"
     if not path.is_file() or stem not in example_names():
         raise UsageError(f"--example {name}: no such example (known: {', '.join(example_names())})")
-    try:
-        return Path(os.path.relpath(path)) if path.is_relative_to(Path.cwd()) else path
-    except ValueError:  # another drive (Windows)
-        return path
+    local = Path("corpus") / f"{stem}.py"
+    return local if local.is_file() and local.resolve() == path.resolve() else path
