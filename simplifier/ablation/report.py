@@ -184,7 +184,9 @@ def plot_figure(report: AblationReport) -> Any:
     sweep.set_xscale("log")
     sweep.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
     sweep.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    sweep.set_xticks(sorted({m for m, _, _ in base.by_multiplier}))
+    tried = {m for sc in [base, *scores.values()] for m, _, _ in sc.by_multiplier}
+    sweep.set_xticks(sorted(tried))
+    sweep.tick_params(axis="x", labelsize=7)
     sweep.set_ylim(max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
     sweep.yaxis.tick_right()
     sweep.set_xlabel("lr multiplier")
