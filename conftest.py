@@ -108,10 +108,12 @@ def _scratch(namespace: dict[str, Any]) -> Path:
                 (work / entry.name).symlink_to(entry)
         bin_dir = work / ".bin"
         bin_dir.mkdir()
-        (bin_dir / "python").symlink_to(sys.executable)
-        wrapper = bin_dir / "simplifier"
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m simplifier "$@"\n')
-        wrapper.chmod(0o755)
+        # Wrappers, not symlinks: a venv's python found through a symlink elsewhere is not
+        # that venv's (it looks for pyvenv.cfg next to the link).
+        for name, run in (("python", ""), ("simplifier", " -m simplifier")):
+            wrapper = bin_dir / name
+            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}"{run} "$@"\n')
+            wrapper.chmod(0o755)
         namespace["_scratch"] = work
     return Path(namespace["_scratch"])
 
