@@ -128,3 +128,22 @@ def test_a_parameter_taken_as_a_state_is_explained() -> None:
         "'beta1: hyper' or give it a default ('beta1=0.9')"
     )
     assert parse(text.replace("beta1)", "beta1: hyper)", 1), values={"beta1": 0.9}).hypers
+
+
+def test_usage_errors_are_json_with_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["equiv", "--json", LION, LION, "--steps", "x"])
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["errors"] == [
+        {
+            "file": None,
+            "line": None,
+            "column": None,
+            "message": "argument --steps: invalid int value: 'x'",
+        }
+    ]
+    assert err.startswith("usage: simplifier equiv")
+    with pytest.raises(SystemExit):
+        main(["equiv", LION, LION, "--steps", "x"])  # without --json: stderr only
+    assert capsys.readouterr().out == ""

@@ -16,6 +16,7 @@ import difflib
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from simplifier import __version__
 from simplifier.errors import ProgramError, UsageError
@@ -32,10 +33,26 @@ EPILOG = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser; a usage error is also a JSON report when the line has ``--json``."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            from simplifier.cli.common import print_json
+
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+            print_json({"errors": [error_json(UsageError(message))]})
+            sys.exit(2)
+        super().error(message)
+
+
 def build_parser(only: str | None = None, *, commands: bool = True) -> argparse.ArgumentParser:
     """The argument parser; with ``only``, just that subcommand's (its module alone imported);
     without ``commands``, none (enough for ``--version``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="simplifier",
         description="Analyse, simplify, verify and compile optimizer programs "
         "(the language of the Lion paper).",
@@ -107,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _command(words)
     if command is None and "--version" in words:  # answered without importing any command
         build_parser(commands=False).parse_args(words)
+    _Parser.json_errors = "--json" in words
     parser = build_parser(command)
     try:
         words = _expand_examples(words)
