@@ -1,7 +1,7 @@
 # Program 4 of Chen et al., "Symbolic Discovery of Optimization Algorithms" (arXiv 2302.06675,
 # NeurIPS 2023): the discovered program after search and selection, redundant statements removed.
 # Exact paper text. With `math` semantics it is Lion with beta1 = 0.899, beta2 = 0.996991,
-# weight decay 0.4602 and peak lr 2e-4 (see LANGUAGE.md, "Worked meaning").
+# weight decay 0.4602 and peak lr 2e-4 (see docs/language.md, "Worked meaning").
 def train(w, g, m, v, lr):
   g = clip(g, lr)
   g = arcsin(g)

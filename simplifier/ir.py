@@ -164,11 +164,16 @@ class Program:
     def with_body(self, body: tuple[Stmt, ...], outputs: tuple[Atom, ...] | None = None) -> Program:
         return replace(self, body=body, outputs=self.outputs if outputs is None else outputs)
 
-    def bind(self, values: dict[str, Fraction]) -> Program:
-        """The program with the given hypers' defaults set (e.g. from ``--set beta1=0.9``)."""
+    def bind(self, values: Mapping[str, HyperValue]) -> Program:
+        """The program with the given hypers' defaults set (e.g. from ``--set beta1=0.9``).
+
+        A value may be a Fraction, an int, a float (taken as its shortest decimal, ``0.9`` is
+        9/10) or a number's text (``"0.9"``, ``"1e-3"``, ``"1/3"``); see :func:`exact_value`.
+        """
+        exact = {name: exact_value(v, name) for name, v in values.items()}
         params = tuple(
-            replace(p, default=Const(values[p.name], format_number(values[p.name])))
-            if p.name in values and p.role is Role.HYPER
+            replace(p, default=Const(exact[p.name], format_number(exact[p.name])))
+            if p.name in exact and p.role is Role.HYPER
             else p
             for p in self.params
         )
@@ -230,6 +235,31 @@ def fresh_name(base: str, taken: set[str] | frozenset[str]) -> str:
 
 
 # -- numbers ------------------------------------------------------------------------------------
+HyperValue = Fraction | int | float | Decimal | str
+"""What a hyper's value may be given as (``parse(..., values)``, :meth:`Program.bind`)."""
+
+
+def exact_value(value: HyperValue, name: str = "value") -> Fraction:
+    """``value`` as an exact Fraction: a float by its shortest decimal repr, text as written.
+
+    >>> exact_value(0.9), exact_value(2), exact_value("1e-3"), exact_value(Fraction(1, 3))
+    (Fraction(9, 10), Fraction(2, 1), Fraction(1, 1000), Fraction(1, 3))
+    >>> exact_value(float("nan"), "beta")
+    Traceback (most recent call last):
+    ...
+    ValueError: beta: nan is not a finite number
+    """
+    if isinstance(value, bool) or not isinstance(value, Fraction | int | float | Decimal | str):
+        raise TypeError(f"{name}: expected a number or its text, got {type(value).__name__}")
+    try:
+        exact = Fraction(repr(value) if isinstance(value, float) else value)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        if isinstance(value, str):
+            raise ValueError(f"{name}: {value!r} is not a number") from None
+        raise ValueError(f"{name}: {value} is not a finite number") from None
+    return exact
+
+
 def format_number(value: Fraction) -> str:
     """The shortest exact decimal text of a constant: its plain decimal digits, or a float's
     repr when that text denotes exactly the same value and is shorter. Exact whatever the

@@ -26,7 +26,7 @@ import lark
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 
 from simplifier.errors import ProgramError
-from simplifier.ir import Atom, Const, Loc, Param, Program, Ref, Role, Stmt
+from simplifier.ir import Atom, Const, HyperValue, Loc, Param, Program, Ref, Role, Stmt
 from simplifier.ops import CALLABLE, INFIX, OPS, resolve
 
 MAX_DEPTH = 200  # expressions nested deeper than this are refused with a clear error
@@ -527,7 +527,7 @@ def file_kind(mode: int) -> str:
 
 
 def parse_file(
-    path: str, values: Mapping[str, Fraction] | None = None, *, ignore_unknown: bool = False
+    path: str, values: Mapping[str, HyperValue] | None = None, *, ignore_unknown: bool = False
 ) -> Program:
     """Read and parse a program file (see :func:`parse`)."""
     return parse(read_source(path), path, values, ignore_unknown=ignore_unknown)
@@ -536,7 +536,7 @@ def parse_file(
 def parse(
     text: str,
     path: str = "<program>",
-    values: Mapping[str, Fraction] | None = None,
+    values: Mapping[str, HyperValue] | None = None,
     *,
     ignore_unknown: bool = False,
 ) -> Program:
@@ -545,7 +545,8 @@ def parse(
     A name in ``values`` that is not a hyper of the program is an error, unless
     ``ignore_unknown`` (for commands that read several programs with one ``--set``).
 
-    ``values`` gives hypers their values (``--set``). Raises :class:`ProgramError` (with line and
+    ``values`` gives hypers their values (``--set``; numbers or their text, see
+    :meth:`Program.bind`). Raises :class:`ProgramError` (with line and
     column) for any invalid program.
     """
     lines = text.splitlines()
@@ -589,7 +590,7 @@ def parse(
     return program
 
 
-def _bind_values(program: Program, values: Mapping[str, Fraction], fail) -> Program:
+def _bind_values(program: Program, values: Mapping[str, HyperValue], fail) -> Program:
     hypers = {p.name: p for p in program.hypers}
     for name in values:
         if name not in hypers:
@@ -631,8 +632,16 @@ class _Lower:
         states = [p.name for p in params if p.role is Role.STATE]
         if len(items) != 1 + len(states):
             want = ", ".join(["update", *states])
+            implied = [p.name for p in params if p.role is Role.STATE and p.annotation is None]
+            hint = (
+                f"; a parameter without a default that is not w, g, lr or step is a state "
+                f"({', '.join(implied)}): mark a hyperparameter '{implied[-1]}: hyper' or give "
+                f"it a default ('{implied[-1]}=0.9')"
+                if implied and len(items) < 1 + len(states)
+                else ""
+            )
             raise self.fail(
-                f"return gives {len(items)} value(s); expected {1 + len(states)} ({want})",
+                f"return gives {len(items)} value(s); expected {1 + len(states)} ({want}){hint}",
                 f.ret.loc,
             )
         outputs = tuple(self._expr(e, None) for e in items)

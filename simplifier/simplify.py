@@ -64,6 +64,7 @@ from simplifier.printer import NodePrinter, to_text
 
 if TYPE_CHECKING:
     from simplifier.equiv.verdict import Verdict
+from simplifier.source import ProgramSource, as_program
 
 __all__ = [
     "DEFAULT_TIME_LIMIT",
@@ -386,7 +387,7 @@ def _equivalence_json(verdict: Verdict | str | None) -> Any:
 
 
 def simplify(
-    program: Program,
+    program: ProgramSource,
     semantics: Semantics = "math",
     allow: Allow = "almost-everywhere",
     *,
@@ -396,7 +397,8 @@ def simplify(
     steps: int = 8,
     time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> SimplifyResult:
-    """Simplify ``program``; log every change; check the result against the input.
+    """Simplify ``program`` (a Program, its text or its file); log every change; check the
+    result against the input.
 
     ``allow`` is the least exact level of rewrite that may be applied (``exact``,
     ``almost-everywhere`` or ``approximate``). Under ``semantics="hero"`` no math-only rewrite
@@ -417,6 +419,7 @@ def simplify(
     """
     if allow not in ("exact", "almost-everywhere", "approximate"):
         raise ValueError(f"allow must be exact, almost-everywhere or approximate, not {allow!r}")
+    program = as_program(program)
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
     deadline = Deadline.after(time_limit)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ["simplifier", "tests", "bench"]
+PATHS = ["simplifier", "tests", "bench", "examples", "conftest.py", "mkdocs_hooks"]
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:

@@ -65,8 +65,10 @@ from simplifier.ops import OPS, Kind
 from simplifier.passes.base import Change, PassResult
 from simplifier.passes.dce import eliminate_dead_code
 from simplifier.printer import expression_text, to_text
+from simplifier.progress import Progress
+from simplifier.source import ProgramSource, as_program
 
-from .engine import Replica, StderrProgress, train
+from .engine import Replica, train
 from .tasks import Budget, Task, get_task
 
 Decision = Literal["removed", "kept"]
@@ -408,7 +410,7 @@ class _Measurer:
     device: str
     semantics: Semantics
     seeds: tuple[int, ...]
-    verbose: bool
+    progress: Progress
     dtype: torch.dtype = torch.float32
     cache: dict[tuple[str, tuple[tuple[float, ...], tuple[int, ...]]], Score] = field(
         default_factory=dict
@@ -478,7 +480,7 @@ class _Measurer:
             device=self.device,
             dtype=self.dtype,
             semantics=self.semantics,
-            progress=StderrProgress(what, enabled=self.verbose),
+            progress=self.progress.stage(what, len(reps)),
         )
         self.seconds += result.seconds
         self.replica_steps += result.replica_steps
@@ -493,7 +495,7 @@ def _score_table(table: dict[float, np.ndarray]) -> Score:
 
 
 def ablate(
-    program: Program,
+    program: ProgramSource,
     task: str | Task = "mlp",
     budget: str | Budget = "small",
     *,
@@ -505,13 +507,16 @@ def ablate(
     verbose: bool = False,
     dtype: torch.dtype = torch.float32,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> AblationReport:
     """Remove, one per round, the live statement whose removal hurts training least (if it is
     within tolerance); return the measurements and the final program.
 
     ``task`` is ``"mlp"`` or ``"lm"`` (or a :class:`Task`), ``budget`` a budget name or a
     :class:`Budget`; ``seeds`` a count or a list (default: the budget's); ``steps`` overrides the
-    budget's step count. ``verbose`` draws a progress bar on stderr; ``log`` gets a line a round.
+    budget's step count. ``progress`` draws a progress bar on stderr (for the whole ablation,
+    its time left an upper bound); ``verbose`` draws it when stderr is a terminal (the command
+    line without ``--quiet``); ``log`` gets a line a round.
     Raises ValueError when the program diverges at every multiplier (nothing to compare with).
 
     >>> from simplifier.parse import parse
@@ -522,6 +527,7 @@ def ablate(
     >>> [(r.statement, r.decision) for r in report.rows][:2]
     [('g = g + 0', 'removed'), ('u = -g', 'kept')]
     """
+    program = as_program(program)
     program.verify()
     infer_types(program)
     source = program
@@ -538,7 +544,12 @@ def ablate(
     seed_list = _seed_list(budget_obj, seeds)
     start = time.perf_counter()
     say = log or (lambda line: None)
-    m = _Measurer(task_obj, budget_obj, device, semantics, seed_list, verbose, dtype)
+    bar = Progress("ablation", enabled=True if progress else None if verbose else False)
+    m = _Measurer(task_obj, budget_obj, device, semantics, seed_list, bar, dtype)
+    per_program = budget_obj.steps * len(seed_list) * len(budget_obj.grid)  # one grid, all seeds
+    n = len(candidates(program))  # at most n + (n-1) + ... programs in the rounds, + the original
+    calibration = budget_obj.steps * len(seed_list[:2]) * len(budget_obj.calibration)
+    bar.expect(calibration + per_program * (n * (n + 1) // 2 + 1))
 
     # Calibrate the centre of the lr grid on the original program (two seeds suffice to rank).
     calib = m.measure([program], budget_obj.calibration, seed_list[:2], "calibration")[0]
@@ -549,7 +560,7 @@ def ablate(
         )
     centre = calib.multiplier
     grid = [centre * g for g in budget_obj.grid]
-    say(f"calibration: best lr multiplier {centre:g} (val loss {calib.loss:.4f})")
+    say(f"calibration: best lr multiplier {centre:g} (val loss {loss_text(calib.loss)})")
 
     original_rows = {s.target: s for s in program.body}
     rows: dict[str, Row] = {}
@@ -560,6 +571,7 @@ def ablate(
     for index in range(len(original_rows) + 1):
         cands = candidates(current)
         progs = [current, *(c.program for c in cands)]
+        bar.expect(per_program * (len(cands) * (len(cands) + 1) // 2 + (index == 0)))
         scores = m.measure(progs, grid, seed_list, f"round {index}", budget_obj.extend)
         current_score = scores[0]
         if reference is None:
@@ -627,10 +639,12 @@ def ablate(
                 )
         say(
             f"round {index}: removed {statement_text(current, cand.stmt)!r} "
-            f"({cand.rule}): {sc.loss:.4f} ± {sc.stderr:.4f} vs {current_score.loss:.4f}"
+            f"({cand.rule}): {loss_text(sc.loss)} ± {loss_text(sc.stderr)} "
+            f"vs {loss_text(current_score.loss)}"
         )
         current = cand.program
     assert reference is not None
+    bar.close()
     final_rows = []
     for target, stmt in original_rows.items():
         if target in rows:
@@ -665,7 +679,20 @@ def ablate(
 
 
 def _pct(loss: float, ref: float) -> str:
-    return f"{100 * (loss - ref) / abs(ref):+.2f}%"
+    """The relative change as the table shows it: ``+1.90%``, ``>+1e4%`` past 10000%."""
+    pct = 100 * (loss - ref) / abs(ref)
+    return f"{pct:+.2f}%" if abs(pct) < 1e4 else ">+1e4%"
+
+
+def loss_text(x: float) -> str:
+    """A loss as the table shows it: 4 decimals, ``1.56e+06`` from 10000, ``diverged`` if inf.
+
+    >>> loss_text(0.86994), loss_text(1559920.4167), loss_text(math.inf)
+    ('0.8699', '1.56e+06', 'diverged')
+    """
+    if not math.isfinite(x):
+        return "diverged"
+    return f"{x:.4f}" if abs(x) < 1e4 else f"{x:.2e}"
 
 
 def _why_kept(sc: Score, current: Score, step_limit: float, reference: Score, limit: float) -> str:
@@ -723,8 +750,8 @@ def ablation_changes(report: AblationReport) -> tuple[Change, ...]:
     changes = []
     for r in report.removed:
         effect = (
-            f"val loss {r.loss:.4f} ± {r.stderr:.4f} without it vs "
-            f"{r.loss_with:.4f} ± {r.stderr_with:.4f} with it"
+            f"val loss {loss_text(r.loss)} ± {loss_text(r.stderr)} without it vs "
+            f"{loss_text(r.loss_with)} ± {loss_text(r.stderr_with)} with it"
         )
         detail = f"removed `{r.statement}`: {effect} ({r.reason})"
         changes.append(Change("ablation", detail, r.line, "measured", f"training, {setting}"))
@@ -738,14 +765,15 @@ def ablation_notes(report: AblationReport) -> tuple[str, ...]:
         if r.decision != "kept":
             continue
         measured = (
-            f"val loss {r.loss:.4f} ± {r.stderr:.4f} without it vs {r.loss_with:.4f}: "
+            f"val loss {loss_text(r.loss)} ± {loss_text(r.stderr)} without it vs "
+            f"{loss_text(r.loss_with)}: "
             if r.round is not None and math.isfinite(r.loss)
             else ""
         )
         notes.append(f"ablation kept line {r.line} `{r.statement}`: {measured}{r.reason}")
     base = report.baseline
     notes.append(
-        f"ablation: original val loss {base.loss:.4f} ± {base.stderr:.4f} "
+        f"ablation: original val loss {loss_text(base.loss)} ± {loss_text(base.stderr)} "
         f"({setting_text(report)}, device {report.device})"
     )
     return tuple(notes)

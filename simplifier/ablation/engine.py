@@ -28,7 +28,6 @@ mixes rows.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -489,36 +488,3 @@ def _groups(reps: Sequence[Replica]) -> list[tuple[int, int, int]]:
             out.append((reps[start].program, start, i))
             start = i
     return out
-
-
-class StderrProgress:
-    """A one-line progress bar on stderr (redrawn in place on a terminal, else a line at the end).
-
-    tqdm is not a dependency of the package; this is all the ablation needs.
-    """
-
-    def __init__(self, label: str = "", enabled: bool = True) -> None:
-        self.label = label
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if done < total and (not self.tty or now - self.last < 0.1):
-            return
-        self.last = now
-        elapsed = now - self.start
-        frac = done / total if total else 1.0
-        eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
-        bar = "#" * int(24 * frac)
-        line = f"{self.label} [{bar:<24}] {done}/{total} steps, {elapsed:.0f}s"
-        line += f" (eta {eta:.0f}s)" if done < total else ""
-        if self.tty:
-            sys.stderr.write("\r\033[K" + line + ("\n" if done >= total else ""))
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()

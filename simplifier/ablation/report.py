@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 from simplifier.printer import to_text
 
-from .ablate import AblationReport, Row
+from .ablate import AblationReport, Row, Score, _pct, loss_text
 
 _WIDTH = 28
 
@@ -37,8 +38,7 @@ def format_row(row: Row) -> str:
     se = _f(row.stderr, 8) if math.isfinite(row.stderr) else f"{'':8}"
     change = f"{'':8}"
     if math.isfinite(row.loss) and math.isfinite(row.loss_with):
-        pct = 100 * (row.loss - row.loss_with) / abs(row.loss_with)
-        change = f"{pct:+7.2f}%" if abs(pct) < 1e4 else f"{'>+1e4%':>8}"
+        change = f"{_pct(row.loss, row.loss_with):>8}"
     when = f" (round {row.round})" if row.round is not None else ""
     return (
         f"{line}  {text:<{_WIDTH}} {_f(row.loss_with)} {_f(row.loss)} {se} {change}"
@@ -54,10 +54,10 @@ def table(report: AblationReport) -> str:
         f"ablation of {report.original.path} on task {report.task!r}, budget {b.name!r} "
         f"({b.steps} steps, {len(report.seeds)} seeds, lr multipliers {mults}), "
         f"device {report.device}, semantics {report.semantics}",
-        f"original program: val loss {base.loss:.4f} ± {base.stderr:.4f} "
+        f"original program: val loss {loss_text(base.loss)} ± {loss_text(base.stderr)} "
         f"(best lr multiplier {base.multiplier:.3g}); tolerance "
         f"max({report.tolerance.noise:g} x stderr, {100 * report.tolerance.rel:g}% of loss) = "
-        f"{report.tolerance.limit(base):.4f}",
+        f"{loss_text(report.tolerance.limit(base))}",
         "",
         f"line  {'statement':<{_WIDTH}} {'with':>10} {'without':>10} {'± se':>8} {'change':>8}"
         "  decision",
@@ -84,31 +84,67 @@ class PlotUnavailable(RuntimeError):
     """matplotlib is not installed."""
 
 
-def plot_png(report: AblationReport) -> bytes:
-    """The table as a horizontal bar chart (PNG bytes): loss without each statement, its
-    standard error, the original's loss and the tolerance band; removed statements in green.
-    """
+def require_matplotlib() -> None:
+    """Raise :class:`PlotUnavailable` now, before any training, if a plot cannot be drawn."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the environment
+        import matplotlib  # noqa: F401
+    except ImportError as e:
         raise PlotUnavailable("plotting needs matplotlib: pip install 'optsimplify[plot]'") from e
+
+
+_REMOVED, _KEPT, _BASE = "#3a923a", "#c44e52", "black"
+
+
+def _round_scores(report: AblationReport) -> dict[str, Score]:
+    """Each statement's score without it, in the round it was last measured."""
+    out: dict[str, Score] = {}
+    for rnd in report.rounds:
+        out.update(dict(rnd.scores))
+    return out
+
+
+def plot_png(report: AblationReport) -> bytes:
+    """The report's charts (:func:`plot_figure`) as PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(report)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_figure(report: AblationReport) -> Any:
+    """The report as three charts (a matplotlib Figure).
+
+    Left, one bar per statement: the loss without it, its standard error, and a black tick at
+    the loss of the program it was removed from *in its round* (the baseline it was judged
+    against, which falls as statements go); the original's loss and the tolerance band.
+    Top right, the lr sweep: validation loss against the lr multiplier for the original and
+    without each statement. Bottom right, the program's loss round by round.
+    """
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = list(report.rows)
     base = report.baseline
     limit = report.tolerance.limit(base)
-    finite = [r.loss for r in rows if math.isfinite(r.loss)] + [base.loss]
-    cap = max(base.loss + 6 * max(limit, 1e-12), min(max(finite), 2 * base.loss))
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6), dpi=110)
+    finite = [x for r in rows for x in (r.loss, r.loss_with) if math.isfinite(x)] + [base.loss]
+    cap = min(max(finite), base.loss + max(8 * limit, 0.25 * abs(base.loss), 1e-9))
     lo = min(min(finite), base.loss - limit)
-    ax.set_xlim(max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
-    labels = [f"{r.line}: {r.statement}" for r in rows]
+    xlim = (max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
+    fig = plt.figure(figsize=(13, max(4.8, 0.42 * len(rows) + 1.8)), dpi=100)
+    grid = fig.add_gridspec(2, 2, width_ratios=(1.25, 1), hspace=0.45, wspace=0.08)
+    ax = fig.add_subplot(grid[:, 0])
+    ax.set_xlim(*xlim)
     for y, r in enumerate(rows):
         if r.round is None:  # never a candidate: no measurement to draw
-            ax.text(ax.get_xlim()[0], y, "  not ablated", va="center", fontsize=8, color="grey")
+            ax.text(xlim[0], y, "  not ablated", va="center", fontsize=8, color="grey")
             continue
-        colour = "#3a923a" if r.decision == "removed" else "#c44e52"
+        colour = _REMOVED if r.decision == "removed" else _KEPT
         width = min(r.loss, cap) if math.isfinite(r.loss) else cap
         ax.barh(y, width, color=colour, alpha=0.85 if math.isfinite(r.loss) else 0.3)
         if math.isfinite(r.stderr) and math.isfinite(r.loss) and r.loss <= cap:
@@ -116,16 +152,74 @@ def plot_png(report: AblationReport) -> bytes:
         if not math.isfinite(r.loss) or r.loss > cap:
             tag = "diverged" if not math.isfinite(r.loss) else f"{r.loss:.3g}"
             ax.text(cap, y, f" {tag}", va="center", fontsize=8)
-    ax.axvline(base.loss, color="black", ls="--", lw=1, label="original")
+        if math.isfinite(r.loss_with) and r.loss_with <= cap:
+            ax.plot([r.loss_with] * 2, [y - 0.42, y + 0.42], color=_BASE, lw=2.2, gid="round-base")
+    ax.plot([], [], color=_BASE, lw=2.2, label="its round's program (with it)")
+    ax.axvline(base.loss, color=_BASE, ls="--", lw=1, label="original")
     ax.axvspan(base.loss - limit, base.loss + limit, color="grey", alpha=0.2, label="tolerance")
-    ax.set_yticks(range(len(rows)), labels, fontsize=8, family="monospace")
+    ax.set_yticks(
+        range(len(rows)), [f"{r.line}: {r.statement}" for r in rows], fontsize=8, family="monospace"
+    )
     ax.invert_yaxis()
-    ax.set_xlim(max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
     ax.set_xlabel(f"validation loss without the statement ({report.task}, {report.budget.name})")
-    ax.set_title(f"ablation of {report.original.path}: green = removed", fontsize=10, loc="left")
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    ax.set_title(
+        f"ablation of {report.original.path}: green = removed, red = kept", fontsize=10, loc="left"
+    )
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.07), ncol=3, fontsize=8, frameon=False)
+
+    sweep = fig.add_subplot(grid[0, 1])
+    scores = _round_scores(report)
+
+    def curve(sc: Score, **style: object) -> None:
+        pts = [(m, v) for m, v, _ in sc.by_multiplier if math.isfinite(v)]
+        if pts:
+            xs, ys = zip(*sorted(pts), strict=True)
+            sweep.plot(xs, ys, marker="o", ms=3, **style)  # type: ignore[arg-type]
+
+    for r in rows:
+        if r.target in scores:
+            colour = _REMOVED if r.decision == "removed" else _KEPT
+            curve(scores[r.target], color=colour, lw=1, alpha=0.7, label=f"without line {r.line}")
+    curve(base, color=_BASE, lw=2.4, label="original")
+    sweep.set_xscale("log")
+    sweep.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+    sweep.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    tried = {m for sc in [base, *scores.values()] for m, _, _ in sc.by_multiplier}
+    sweep.set_xticks(sorted(tried))
+    sweep.tick_params(axis="x", labelsize=7)
+    sweep.set_ylim(max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
+    sweep.yaxis.tick_right()
+    sweep.set_xlabel("lr multiplier")
+    sweep.set_ylabel("validation loss")
+    sweep.yaxis.set_label_position("right")
+    sweep.set_title("lr sweep (each in the round it was measured)", fontsize=10, loc="left")
+    sweep.legend(fontsize=7, ncol=2, frameon=False)
+
+    by_round = fig.add_subplot(grid[1, 1])
+    xs = [rnd.index for rnd in report.rounds]
+    ys = [rnd.baseline.loss for rnd in report.rounds]
+    es = [rnd.baseline.stderr if math.isfinite(rnd.baseline.stderr) else 0 for rnd in report.rounds]
+    trend = by_round.errorbar(xs, ys, yerr=es, color=_BASE, marker="o", capsize=3, lw=1.5)
+    trend.lines[0].set_gid("by-round")
+    by_round.axhspan(base.loss - limit, base.loss + limit, color="grey", alpha=0.2)
+    lines = {r.target: r.line for r in rows}
+    for rnd in report.rounds:
+        if rnd.accepted is not None:
+            by_round.annotate(
+                f"-line {lines.get(rnd.accepted, '?')}",
+                (rnd.index, rnd.baseline.loss),
+                textcoords="offset points",
+                xytext=(6, 6),
+                fontsize=8,
+                color=_REMOVED,
+            )
+    by_round.set_xticks(xs)
+    by_round.yaxis.tick_right()
+    by_round.yaxis.set_label_position("right")
+    by_round.set_xlabel("round (the program after the removals of the rounds before)")
+    by_round.set_ylabel("validation loss")
+    by_round.set_title(
+        "the program's loss, round by round (band: tolerance)", fontsize=10, loc="left"
+    )
+    fig.subplots_adjust(left=0.2, right=0.93, top=0.94, bottom=0.12)
+    return fig

@@ -142,11 +142,15 @@ def measure(program: Program, args: argparse.Namespace) -> AblationReport:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simplifier.ablation.report import PlotUnavailable, plot_png, table
+    from simplifier.ablation.report import PlotUnavailable, plot_png, require_matplotlib, table
 
     program = load(args.file, args)
     if args.plot:
         check_output(args.plot, args.force)
+        try:
+            require_matplotlib()  # before minutes of training, not after
+        except PlotUnavailable as e:
+            raise UsageError(str(e)) from None
     report = measure(program, args)
     if args.plot:
         try:

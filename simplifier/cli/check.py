@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from simplifier.analysis.types import infer_types
+from simplifier.cli import error_json
 from simplifier.cli.common import add_json_option, add_program_options, load, print_json
+from simplifier.errors import ProgramError
 from simplifier.ir import Program, format_number
 
 
@@ -82,9 +85,18 @@ def _text(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    reports = [report(load(path, args)) for path in args.files]
+    """Check every file, also after a bad one: the good ones' reports, then each error (exit 2)."""
+    reports: list[dict[str, Any]] = []
+    errors: list[ProgramError] = []
+    for path in args.files:
+        try:
+            reports.append(report(load(path, args)))
+        except ProgramError as e:
+            errors.append(e)
     if args.json:
-        print_json({"programs": reports})
-    else:
+        print_json({"programs": reports, "errors": [error_json(e) for e in errors]})
+    elif reports:
         print("\n\n".join(_text(r) for r in reports))
-    return 0
+    for err in errors:
+        print(err.render(), file=sys.stderr)
+    return 2 if errors else 0

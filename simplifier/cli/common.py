@@ -63,8 +63,11 @@ def load(path: str, args: argparse.Namespace) -> Program:
     return parse_file(path, parse_values(getattr(args, "values", [])))
 
 
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+def print_json(data: dict[str, Any]) -> None:
+    """A ``--json`` report on stdout, its first field ``"schema_version"`` (docs/cli.md)."""
+    from simplifier.cli import SCHEMA_VERSION
+
+    json.dump({"schema_version": SCHEMA_VERSION, **data}, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
 
 

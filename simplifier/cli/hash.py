@@ -15,6 +15,7 @@ from pathlib import Path
 from simplifier.analysis.fingerprint import fingerprint
 from simplifier.analysis.hashing import DigestCache, structural_hash
 from simplifier.analysis.types import infer_types
+from simplifier.cli import error_json
 from simplifier.cli.common import add_json_option, add_program_options, load, print_json
 from simplifier.errors import ProgramError
 
@@ -43,7 +44,7 @@ def _paths(items: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     rows = []
-    failed = False
+    errors: list[ProgramError] = []
     cache = DigestCache()  # the files of a folder share most sub-expressions
     for path in _paths(args.files):
         try:
@@ -56,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
             }
         except ProgramError as e:
             print(e.render(), file=sys.stderr)
-            failed = True
+            errors.append(e)
             continue
         rows.append(row)
         if not args.json:
             print(f"{row['hash']}  {row['fingerprint']}  {path}", flush=True)
     if args.json:
-        print_json({"semantics": args.semantics, "programs": rows})
-    return 2 if failed else 0
+        errs = [error_json(e) for e in errors]
+        print_json({"semantics": args.semantics, "programs": rows, "errors": errs})
+    return 2 if errors else 0

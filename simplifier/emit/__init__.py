@@ -44,6 +44,7 @@ from simplifier.emit.plan import plan
 from simplifier.errors import UsageError
 from simplifier.ir import Program
 from simplifier.numeric import SEMANTICS, Semantics
+from simplifier.source import ProgramSource, as_program
 
 if TYPE_CHECKING:
     import torch
@@ -184,7 +185,7 @@ def _check_class_name(name: str) -> None:
 
 
 def emit_torch(
-    program: Program, *, semantics: Semantics = "math", class_name: str | None = None
+    program: ProgramSource, *, semantics: Semantics = "math", class_name: str | None = None
 ) -> str:
     """Python source of a ``torch.optim.Optimizer`` subclass that runs ``program``.
 
@@ -196,6 +197,7 @@ def emit_torch(
     >>> "class SGD(torch.optim.Optimizer):" in text
     True
     """
+    program = as_program(program)
     if semantics not in SEMANTICS:
         raise UsageError(f"unknown semantics {semantics!r}")
     name = class_name or default_class_name(program)
@@ -268,7 +270,7 @@ if not any(isinstance(f, _Finder) for f in sys.meta_path):
 
 
 def compile_torch(
-    program: Program, *, semantics: Semantics = "math", class_name: str | None = None
+    program: ProgramSource, *, semantics: Semantics = "math", class_name: str | None = None
 ) -> type[torch.optim.Optimizer]:
     """The optimizer class of :func:`emit_torch`, executed in a fresh module.
 
@@ -278,6 +280,7 @@ def compile_torch(
     """
     from simplifier.printer import to_text
 
+    program = as_program(program)
     name = class_name or default_class_name(program)
     source = emit_torch(program, semantics=semantics, class_name=name)
     key = _encode(to_text(program), semantics, name, program.path)

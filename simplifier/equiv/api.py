@@ -37,16 +37,17 @@ from simplifier.equiv.bounded import Bounded, bounded
 from simplifier.equiv.prove import prove
 from simplifier.equiv.refute import DEFAULT_RTOL, DEFAULT_STEPS, refute, search_plan
 from simplifier.equiv.verdict import BoundedCheck, Details, Float64Check, Pair, Verdict
+from simplifier.errors import UsageError
 from simplifier.ir import Program
 from simplifier.numeric import SEMANTICS, Semantics, step
-from simplifier.parse import parse
 from simplifier.passes.base import NO_DEADLINE, Deadline
 from simplifier.passes.dce import eliminate_dead_code
+from simplifier.source import ProgramSource, as_program
 
 
 def equivalent(
-    a: Program | str,
-    b: Program | str,
+    a: ProgramSource,
+    b: ProgramSource,
     semantics: Semantics = "math",
     steps: int = 4,
     rtol: float = DEFAULT_RTOL,
@@ -55,7 +56,8 @@ def equivalent(
     seed: int = 0,
     deadline: Deadline = NO_DEADLINE,
 ) -> Verdict:
-    """The equivalence verdict of two programs (or program texts); see the module docstring.
+    """The equivalence verdict of two programs (each a Program, its text or its file); see the
+    module docstring.
 
     ``steps`` is the depth of the bounded symbolic check, ``rtol`` the relative tolerance of the
     numeric comparison (it absorbs float64 rounding; approximate equalities such as ``hero``'s
@@ -71,9 +73,8 @@ def equivalent(
     if not 0 <= rtol < 1:
         raise ValueError(f"rtol must be in [0, 1), got {rtol}")
     if trajectory_steps < 20:
-        raise ValueError(f"trajectory_steps must be at least 20, got {trajectory_steps}")
-    pa = parse(a) if isinstance(a, str) else a
-    pb = parse(b) if isinstance(b, str) else b
+        raise UsageError(f"trajectories need at least 20 steps, got {trajectory_steps}")
+    pa, pb = as_program(a), as_program(b)
     started = time.perf_counter()
     details = Details(semantics=semantics, rtol=rtol)
 

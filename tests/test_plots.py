@@ -1,0 +1,53 @@
+"""The ablation charts: each round's baseline drawn, the lr sweep, the loss by round; and a
+missing matplotlib refused before any training."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from simplifier.ablation import AblationReport, Budget, ablate
+from simplifier.ablation.report import plot_figure, plot_png
+from simplifier.cli import main
+from simplifier.parse import parse
+
+TINY = Budget("tiny", steps=20, seeds=2, grid=(0.5, 1, 2), calibration=(0.25, 1, 4), extend=1)
+
+
+@pytest.fixture(scope="module")
+def toy_report() -> AblationReport:
+    return ablate(parse("def f(w, g, lr):\n  g = g + 0\n  u = -g\n  return -u * lr\n"), budget=TINY)
+
+
+def test_charts_show_round_baselines_sweep_and_rounds(toy_report: AblationReport) -> None:
+    fig = plot_figure(toy_report)
+    bars, sweep, rounds = fig.axes
+    measured = [r for r in toy_report.rows if r.round is not None and math.isfinite(r.loss_with)]
+    ticks = [ln for ln in bars.lines if ln.get_gid() == "round-base"]
+    assert sorted(ln.get_xdata()[0] for ln in ticks) == sorted(r.loss_with for r in measured)
+    original = next(ln for ln in sweep.lines if ln.get_label() == "original")
+    finite = [(m, v) for m, v, _ in toy_report.baseline.by_multiplier if math.isfinite(v)]
+    assert list(original.get_xdata()) == [m for m, _ in sorted(finite)]
+    assert sweep.get_xscale() == "log"
+    (by_round,) = [ln for ln in rounds.lines if ln.get_gid() == "by-round"]
+    assert list(by_round.get_ydata()) == [r.baseline.loss for r in toy_report.rounds]
+    assert plot_png(toy_report).startswith(b"\x89PNG")
+
+
+def test_missing_matplotlib_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import simplifier.cli.ablate as cli_ablate
+
+    def no_training(*args: object) -> None:
+        raise AssertionError("trained before checking for matplotlib")
+
+    monkeypatch.setattr(cli_ablate, "measure", no_training)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    out = tmp_path / "out.png"
+    assert main(["ablate", "corpus/lion.py", "--plot", str(out)]) == 2
+    assert "plotting needs matplotlib: pip install 'optsimplify[plot]'" in capsys.readouterr().err
+    assert not out.exists()
