@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from simplifier import __version__
 from simplifier.errors import ProgramError, UsageError
 
-COMMANDS = ["check", "equiv", "analyze", "hash", "simplify", "ablate", "emit"]
+COMMANDS = ["check", "equiv", "analyze", "hash", "simplify", "ablate", "emit", "search"]
 
 
 def build_parser() -> argparse.ArgumentParser:
