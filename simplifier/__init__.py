@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 # `parse` is both a submodule and the function; importing it eagerly binds the function here.
 from simplifier.parse import parse, parse_file
+from simplifier.search import search  # eagerly, like parse: the name is also a subpackage
 
 # Public API, imported lazily so that `import simplifier` (and the CLI) start fast.
 _EXPORTS = {
@@ -49,4 +50,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = [*_EXPORTS, "__version__", "parse", "parse_file"]
+__all__ = [*_EXPORTS, "__version__", "parse", "parse_file", "search"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
         from simplifier.cli.ablate import check_device
 
         check_device(config.device)
+    # SIGTERM as SIGINT: the search saves its state and the command exits 130 (the search
+    # installs its own handlers while it runs; this one covers the report at the end).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     show = not args.quiet and sys.stderr.isatty()
     progress = (
         _Progress(config.evaluations * config.restarts * len(config.algorithms)) if show else None

@@ -227,6 +227,7 @@ def search(
     resume: bool = False,
     force: bool = False,
     ablate: bool = False,
+    plots: bool = True,
     round_size: int | None = None,
     stagnation: int | None = None,
     meta_top: int | None = None,
@@ -243,7 +244,8 @@ def search(
     are per run; ``baselines`` adds ``hypers`` and/or ``random`` runs at the same budget;
     ``restarts`` independent runs per algorithm (their spread is the plots' bands). Everything
     is written to ``out`` (see ``docs/search.md``); an ``out`` holding a saved search of the same
-    configuration is continued (``resume=True`` requires one). ``executor`` overrides
+    configuration is continued (``resume=True`` requires one); ``plots=False`` skips the PNGs
+    (matplotlib). ``executor`` overrides
     ``backend`` (``local``: the in-process batched engine). Raises ValueError on a bad request.
 
     >>> from simplifier.search import search
@@ -298,17 +300,19 @@ def search(
     finally:
         if executor is None:
             ex.close()
-    return finish(config, out_dir, state, ablate=ablate)
+    return finish(config, out_dir, state, ablate=ablate, plots=plots)
 
 
-def finish(config: SearchConfig, out: Path, state: SearchState, *, ablate: bool) -> SearchReport:
+def finish(
+    config: SearchConfig, out: Path, state: SearchState, *, ablate: bool, plots: bool = True
+) -> SearchReport:
     """The report of a finished search; writes best.py, best.simplified.py, plots, search.json."""
     from simplifier.passes.dce import prune
     from simplifier.printer import to_text
     from simplifier.simplify import simplify
 
     from .engine import MetaScore, write_atomic
-    from .report import SearchReport, compare, pick, plots, summaries
+    from .report import SearchReport, compare, pick, summaries
 
     runs = summaries(state)
     primary = "evolution" if "evolution" in config.algorithms else config.algorithms[0]
@@ -374,7 +378,10 @@ def finish(config: SearchConfig, out: Path, state: SearchState, *, ablate: bool)
             + to_text(simplified.program)
         ).encode(),
     )
-    for name, data in plots(out, state, config).items():
-        write_atomic(out / name, data)
+    if plots:
+        from .report import plots as draw
+
+        for name, data in draw(out, state, config).items():
+            write_atomic(out / name, data)
     write_json(out / "search.json", {"identity": config.identity(), **report.as_json()})
     return report

@@ -13,9 +13,10 @@ a GPU; ``tiny`` is a smoke test (seconds, for tests and examples).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simplifier.numeric import Semantics
+if TYPE_CHECKING:
+    from simplifier.numeric import Semantics
 
 ALGORITHMS = ("evolution", "hypers", "random")
 # Powers of 4 from 1/64 to 16384, as the ablation's calibration: wide enough for an SGD-like
