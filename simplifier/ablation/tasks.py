@@ -306,7 +306,7 @@ def _layer_norm(h: Tensor, gain: Tensor) -> Tensor:
 
 
 class LargeMLPTask(MLPTask):
-    """The MLP task with 2x wider hidden layers (4x the parameters): the search's meta-validation."""
+    """The MLP task with 2x wider hidden layers (3.4x the parameters): the search meta task."""
 
     name = "mlp-large"
     hidden = 128
