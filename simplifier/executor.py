@@ -125,17 +125,24 @@ class _TimeLimit(Exception):
     pass
 
 
-def threads_for(replicas: int, available: int | None = None) -> int:
-    """Torch CPU threads for a batch of ``replicas``: 1 below 64 replicas, else up to 2.
+def threads_for(replicas: int, available: int | None = None, load: float | None = None) -> int:
+    """Torch CPU threads for a batch of ``replicas``: 2 from 64 replicas up when 2 cores are
+    free, else 1.
 
-    Measured in ``bench/search.py`` (2 threads: 1.4-1.7x faster from 64 replicas up on the
-    2-core CI machine; below that the threads' overhead cancels the gain).
+    Measured in ``bench/search.py``: on an idle 2-core machine 2 threads train 64+ replicas
+    1.4-1.7x faster; below 64 the threads' overhead cancels the gain; and on an oversubscribed
+    machine (load above the core count) a second thread's busy-waiting made a step 3-10x
+    *slower*. ``load`` is the 1-minute load average (read from the OS when None). The thread
+    count does not change the numbers (the bench checks 1 and 2 threads bitwise).
 
-    >>> threads_for(8), threads_for(200, available=2), threads_for(200, available=1)
+    >>> threads_for(8), threads_for(200, available=2, load=0.5), threads_for(200, 2, load=6.0)
     (1, 2, 1)
     """
-    cores = available if available is not None else (os.cpu_count() or 1)
-    return 1 if replicas < 64 else max(1, min(2, cores))
+    cores = available if available is not None else len(os.sched_getaffinity(0))
+    if replicas < 64 or cores < 2:
+        return 1
+    busy = load if load is not None else os.getloadavg()[0]
+    return 2 if busy <= cores - 1 + 0.5 else 1
 
 
 @dataclass

@@ -271,7 +271,7 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simplifier.search import OutDirError, saved_config, search
+    from simplifier.search import OutDirError, saved_config
 
     if args.resume is not None:
         extra = [f"--{n.replace('_', '-')}" for n in CONFIG_OPTIONS if getattr(args, n) is not None]
@@ -295,7 +295,16 @@ def run(args: argparse.Namespace) -> int:
         check_device(config.device)
     # SIGTERM as SIGINT: the search saves its state and the command exits 130 (the search
     # installs its own handlers while it runs; this one covers the report at the end).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _run(args, config, out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, config: SearchConfig, out: Path) -> int:
+    from simplifier.search import OutDirError, search
+
     show = not args.quiet and sys.stderr.isatty()
     progress = (
         _Progress(config.evaluations * config.restarts * len(config.algorithms)) if show else None
@@ -307,6 +316,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume is not None,
             force=args.force,
             ablate=args.ablate,
+            plots=not args.no_plots,
             backend=args.backend,
             progress=progress,
         )
@@ -326,6 +336,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(json.loads((out / "search.json").read_text(encoding="utf-8")))
     else:
         sys.stdout.write(report.text())
-        if not args.quiet:
-            print(f"written to {out}/", file=sys.stderr)
+    if report.plots_skipped and not args.no_plots:
+        print(f"simplifier search: note: {report.plots_skipped}", file=sys.stderr)
+    if not args.quiet:
+        print(f"written to {out}/", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -379,9 +380,17 @@ def finish(
         ).encode(),
     )
     if plots:
-        from .report import plots as draw
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            report = replace(
+                report,
+                plots_skipped="no plots: matplotlib is not installed (pip install '.[plot]')",
+            )
+        else:
+            from .report import plots as draw
 
-        for name, data in draw(out, state, config).items():
-            write_atomic(out / name, data)
+            for name, data in draw(out, state, config).items():
+                write_atomic(out / name, data)
     write_json(out / "search.json", {"identity": config.identity(), **report.as_json()})
     return report

@@ -66,7 +66,7 @@ from .mutate import Genome, Mutator, Proposal
 
 STATE = "state.pkl"
 HISTORY = "history.jsonl"
-TRAJECTORY_SAMPLES = 4  # best-so-far programs per evolution run, meta-validated for meta.png
+TRAJECTORY_SAMPLES = 3  # best-so-far programs per evolution run, meta-validated for meta.png
 
 
 class Interrupted(BaseException):
@@ -214,14 +214,20 @@ class Search:
 
     # -- requests ---------------------------------------------------------------------------
     def _request(
-        self, genome: Genome, key: int, multipliers: tuple[float, ...], meta: bool = False
+        self,
+        genome: Genome,
+        key: int,
+        multipliers: tuple[float, ...],
+        meta: bool = False,
+        calibration: bool = False,
     ) -> EvalRequest:
         c, b = self.config, self.config.budget
+        seeds = b.meta_seeds if meta else b.proxy_seeds
         return EvalRequest(
             prune(genome.program),
             c.meta_task if meta else c.task,
             self.meta_budget if meta else self.proxy,
-            seeds=b.meta_seeds if meta else b.proxy_seeds,
+            seeds=seeds[:2] if calibration else seeds,  # two seeds suffice to rank a wide grid
             multipliers=multipliers,
             device=c.device,
             semantics=c.semantics,
@@ -244,7 +250,9 @@ class Search:
 
         c, b = self.config, self.config.budget
         warm = Genome.of(parse(c.warm_start, c.warm_start_path))
-        (calibration,) = self.executor.evaluate([self._request(warm, 0, b.calibration)])
+        (calibration,) = self.executor.evaluate(
+            [self._request(warm, 0, b.calibration, calibration=True)]
+        )
         if calibration.score is None:
             raise ValueError(
                 f"{c.warm_start_path}: the warm start diverges at every lr multiplier of the "
@@ -566,7 +574,7 @@ class Search:
         start = time.perf_counter()
         if state.meta_centre is None:
             (cal,) = self.executor.evaluate(
-                [self._request(state.warm.genome, 0, self.config.budget.calibration, meta=True)]
+                [self._request(state.warm.genome, 0, self.config.budget.calibration, True, True)]
             )
             if cal.score is None:
                 raise ValueError(

@@ -61,6 +61,8 @@ class Genome:
     types: Mapping[str, Type]
     live: tuple[set[str], tuple[str, ...]]
     digest: str
+    _readers: dict[str, list[int]] | None = field(default=None, init=False, repr=False)
+    _last_live: dict[str, int] | None = field(default=None, init=False, repr=False)
 
     @staticmethod
     def of(program: Program) -> Genome:
@@ -75,6 +77,40 @@ class Genome:
         """Statements that are dead (removed before evaluation)."""
         used = self.live[0]
         return sum(1 for s in self.program.body if s.target not in used)
+
+    def readers(self) -> dict[str, list[int]]:
+        """For each SSA value, the indices of the statements reading it (built once: a parent
+        is mutated many times)."""
+        found = self._readers
+        if found is None:
+            found = {}
+            for k, s in enumerate(self.program.body):
+                for a in s.args:
+                    if a.__class__ is Ref:
+                        at = found.setdefault(a.name, [])
+                        if not at or at[-1] != k:
+                            at.append(k)
+            object.__setattr__(self, "_readers", found)
+        return found
+
+    def last_live_read(self) -> dict[str, int]:
+        """For each SSA value read by live code, the index of its last live reader
+        (``len(body)`` for a value the update or a live state's output reads)."""
+        found = self._last_live
+        if found is None:
+            used = self.live[0]
+            found = {}
+            for k, s in enumerate(self.program.body):
+                if s.target in used:
+                    for a in s.args:
+                        if a.__class__ is Ref:
+                            found[a.name] = k
+            n = len(self.program.body)
+            for k, a in enumerate(self.program.outputs):
+                if a.__class__ is Ref and self.live_output(k):
+                    found[a.name] = n
+            object.__setattr__(self, "_last_live", found)
+        return found
 
     def live_output(self, k: int) -> bool:
         """Whether output ``k`` matters: the update, or the new value of a live state."""
@@ -246,14 +282,24 @@ class Mutator:
         p, types = g.program, g.types
         i = _pick(rng, len(p.body) + 1)
         env = _current(p, i)
+        # A new statement at i is live only if it assigns a variable whose current value has a
+        # live reader at or after i: decide that first, before drawing the rest.
+        last = g.last_live_read()
+        if not any(last.get(v, -1) >= i for v in env.values()):
+            return None
         op = OPS[self.ops[_pick(rng, len(self.ops))]]
         values = list(env.values())
+        tensors = [v for v in values if types[v] is TENSOR]
+        scalars = [v for v in values if types[v] is SCALAR]
         picks: list[str | float] = []  # a value's name, or a new constant's (unrounded) value
         arg_types: list[Type] = []
         for j in range(op.arity):
-            want = SCALAR if j in op.scalar_args else TENSOR if j in op.tensor_args else None
-            options = [v for v in values if want is None or types[v] is want]
-            n = len(options) + (0 if want is TENSOR else 1)
+            if j in op.scalar_args:
+                options, n = scalars, len(scalars) + 1
+            elif j in op.tensor_args:
+                options, n = tensors, len(tensors)
+            else:
+                options, n = values, len(values) + 1
             if n == 0:
                 return None
             k = _pick(rng, n)
@@ -268,26 +314,21 @@ class Mutator:
         var = targets[_pick(rng, len(targets))]
         # Only the later reads of the variable (and the return) can read the new value: a new
         # variable, or one whose next reads are dead, gives a dead statement (the parent's hash).
-        if var is None:
+        if var is None or last.get(env[var], -1) < i:
             return None
         old = env[var]
-        used = g.live[0]
-        after, outputs = p.body[i:], p.outputs
-        live_outputs = [k for k, a in enumerate(outputs) if a == Ref(old) and g.live_output(k)]
-        if not live_outputs and not any(s.target in used and _reads(s.args, old) for s in after):
-            return None
+        body = list(p.body)
+        later = [k for k in g.readers().get(old, ()) if k >= i]
         target = _fresh_target(var, p)
         args = tuple(Ref(x) if isinstance(x, str) else constant(x) for x in picks)
-        stmt = Stmt(target, op.name, args, var)
         new_ref = Ref(target)
-        after = tuple(
-            _with_args(s, _sub(s.args, old, new_ref)) if _reads(s.args, old) else s for s in after
-        )
-        outputs = _sub(outputs, old, new_ref)
+        for k in later:
+            body[k] = _with_args(body[k], _sub(body[k].args, old, new_ref))
+        body.insert(i, Stmt(target, op.name, args, var))
         new_types = dict(types)
         new_types[target] = result
-        body = (*p.body[:i], stmt, *after)
-        return _Drawn(_child(p, body, outputs), new_types, f"insert {i} {op.name}", True)
+        outputs = _sub(p.outputs, old, new_ref)
+        return _Drawn(_child(p, tuple(body), outputs), new_types, f"insert {i} {op.name}", True)
 
     def _delete(self, g: Genome, rng: random.Random) -> _Drawn | None:
         p, types = g.program, g.types
@@ -297,22 +338,21 @@ class Mutator:
         s = p.body[i]
         if s.target not in g.live[0]:
             return None  # a dead statement: the child would have the parent's hash
-        after, outputs = p.body[i + 1 :], p.outputs
-        read = _reads(outputs, s.target) or any(_reads(t.args, s.target) for t in after)
-        if read:
+        later = g.readers().get(s.target, ())
+        body = list(p.body)
+        outputs = p.outputs
+        if later or _reads(outputs, s.target):
             prev = _current(p, i).get(s.var) if s.var is not None else None
             if prev is None or types[prev] is not types[s.target]:
                 return None
             new = Ref(prev)
-            after = tuple(
-                _with_args(t, _sub(t.args, s.target, new)) if _reads(t.args, s.target) else t
-                for t in after
-            )
+            for k in later:
+                body[k] = _with_args(body[k], _sub(body[k].args, s.target, new))
             outputs = _sub(outputs, s.target, new)
+        del body[i]
         new_types = dict(types)
         del new_types[s.target]
-        body = (*p.body[:i], *after)
-        return _Drawn(_child(p, body, outputs), new_types, f"delete {i} {s.op}", True)
+        return _Drawn(_child(p, tuple(body), outputs), new_types, f"delete {i} {s.op}", True)
 
     def _modify(self, g: Genome, rng: random.Random) -> _Drawn | None:
         p, types = g.program, g.types

@@ -116,6 +116,7 @@ class SearchReport:
     comparison: tuple[Comparison, ...]
     wall_s: float
     ablation: str | None = None
+    plots_skipped: str | None = None  # why the PNGs were not drawn
 
     @property
     def baselines(self) -> tuple[Comparison, ...]:
