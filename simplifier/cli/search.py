@@ -214,6 +214,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument(
         "--json", action="store_true", help="print search.json instead of the text report"
     )
+    p.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not draw fitness.png, cache.png, meta.png (no matplotlib needed)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=run)
 
