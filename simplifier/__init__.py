@@ -46,6 +46,8 @@ _EXPORTS = {
     "Budget": "simplifier.ablation",
     "emit_torch": "simplifier.emit",
     "compile_torch": "simplifier.emit",
+    "search": "simplifier.search",
+    "SearchReport": "simplifier.search",
     "example_path": "simplifier.examples",
     "example_names": "simplifier.examples",
 }
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from simplifier.parse import parse, parse_file
     from simplifier.passes.dce import DeadCodeElimination, eliminate_dead_code
     from simplifier.printer import to_text
+    from simplifier.search import SearchReport, search
     from simplifier.simplify import SimplifyResult, simplify
     from simplifier.source import as_program
 
@@ -104,6 +107,7 @@ __all__ = [
     "DeadCodeElimination",
     "Program",
     "ProgramError",
+    "SearchReport",
     "SimplifyResult",
     "Verdict",
     "__version__",
@@ -122,6 +126,7 @@ __all__ = [
     "parse",
     "parse_file",
     "run",
+    "search",
     "simplify",
     "structural_hash",
     "to_text",

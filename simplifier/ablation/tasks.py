@@ -305,11 +305,30 @@ def _layer_norm(h: Tensor, gain: Tensor) -> Tensor:
     return F.layer_norm(h, h.shape[-1:]) * gain.view(shape)
 
 
-TASKS: dict[str, type[Task]] = {"mlp": MLPTask, "lm": LMTask}
+class LargeMLPTask(MLPTask):
+    """The MLP task with 2x wider hidden layers (3.4x the parameters): the search meta task."""
+
+    name = "mlp-large"
+    hidden = 128
+
+
+class LargeLMTask(LMTask):
+    """The LM task with a 2x wider transformer: the search's meta-validation."""
+
+    name = "lm-large"
+    width, mlp = 64, 128
+
+
+TASKS: dict[str, type[Task]] = {
+    "mlp": MLPTask,
+    "lm": LMTask,
+    "mlp-large": LargeMLPTask,
+    "lm-large": LargeLMTask,
+}
 
 
 def get_task(name: str) -> Task:
-    """A task by name (``mlp`` or ``lm``)."""
+    """A task by name (``mlp``, ``lm``, or their ``-large`` variants)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r} (choose from {', '.join(TASKS)})")
     return TASKS[name]()

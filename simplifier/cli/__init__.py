@@ -21,7 +21,7 @@ from typing import NoReturn
 from simplifier import __version__
 from simplifier.errors import ProgramError, UsageError
 
-COMMANDS = ["check", "equiv", "analyze", "hash", "simplify", "ablate", "emit"]
+COMMANDS = ["check", "equiv", "analyze", "hash", "simplify", "ablate", "emit", "search"]
 
 SCHEMA_VERSION = 1
 """The version of every ``--json`` report's layout (``"schema_version"``); see docs/cli.md."""
