@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simplifier.cli.backend import add_backend_arguments, executor_from_args
 from simplifier.cli.common import add_json_option, add_program_options, load, print_json
 from simplifier.errors import ProgramError, UsageError
 from simplifier.ir import Program
@@ -81,6 +82,7 @@ def add_ablation_options(p: argparse._ActionsContainer) -> None:
         help="... or up to K standard errors of the baseline, if larger (default 1)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    add_backend_arguments(p)
 
 
 def _positive(text: str) -> int:
@@ -109,9 +111,11 @@ def measure(program: Program, args: argparse.Namespace) -> AblationReport:
     """Run the ablation with the command-line options; a ValueError becomes a usage error."""
     from simplifier.ablation import Tolerance, ablate
 
-    check_device(args.device)
+    if args.backend == "local" or not args.device.startswith("cuda"):  # ray: the cluster's GPUs
+        check_device(args.device)
     if args.tolerance < 0 or args.noise < 0:
         raise UsageError("--tolerance and --noise must not be negative")
+    executor = executor_from_args(args)
     try:
         return ablate(
             program,
@@ -123,9 +127,17 @@ def measure(program: Program, args: argparse.Namespace) -> AblationReport:
             tolerance=Tolerance(rel=args.tolerance, noise=args.noise),
             steps=args.steps,
             verbose=not args.quiet,
+            executor=executor,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
+    except RuntimeError as e:  # from an executor: a batch it could not train (a lost worker)
+        if executor is None:
+            raise
+        raise UsageError(str(e)) from None
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def write_binary(path: str, data: bytes, force: bool) -> None:
