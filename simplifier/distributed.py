@@ -39,6 +39,7 @@ running by :meth:`close`.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,7 @@ class RayExecutor:
         if self.address is None:
             options.update(address="local", include_dashboard=False)
         else:
+            _probe(self.address)
             options.update(address=self.address, runtime_env={"py_modules": [_package_dir()]})
         options.update(self.init_options)
         ray.init(**options)  # ConnectionError when there is no cluster at the address
@@ -236,6 +238,29 @@ class RayExecutor:
                 f"Ray worker lost ({attempts} attempt(s)): {type(e).__name__}: {_first_line(e)}"
             )
         return [EvalResult.failure(r, reason) for r in chunk]
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Raise ConnectionError unless something listens at the cluster's GCS address: Ray
+    itself retries a dead address for minutes (e.g. a stale ``/tmp/ray/ray_current_cluster``)."""
+    if address.startswith("ray://"):
+        return  # a Ray Client server: Ray's own connect has a timeout
+    target: str | None = address
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+        except ImportError:  # private API moved: leave it to Ray
+            return
+        target = canonicalize_bootstrap_address(address)
+        if target is None:
+            raise ConnectionError(
+                "no running Ray cluster found (start one with `ray start --head`)"
+            )
+    host, _, port = str(target).rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise ConnectionError(f"no Ray cluster answers at {target} ({e})") from None
 
 
 def _first_line(e: BaseException) -> str:

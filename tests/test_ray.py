@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from simplifier.ablation.tasks import Budget
 from simplifier.cli import main
-from simplifier.distributed import TASK_NAME, RayExecutor, split
+from simplifier.distributed import TASK_NAME, RayExecutor, _probe, split
 from simplifier.executor import EvalRequest, EvalResult, Executor, LocalExecutor, make_executor
 from simplifier.parse import parse
 
@@ -69,6 +70,16 @@ def test_split_is_contiguous_balanced_and_sized(
     assert all(chunks)
     for c in chunks:
         assert sum(r.replicas * r.budget.steps for r in c) <= total / len(chunks) + max(weights)
+
+
+def test_a_dead_cluster_address_is_refused_at_once() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        _probe(f"127.0.0.1:{port}")  # something answers
+    with pytest.raises(ConnectionError, match="no Ray cluster answers"):
+        _probe(f"127.0.0.1:{port}", timeout=1.0)
 
 
 # -- a shared Ray instance ------------------------------------------------------------------------
