@@ -12,16 +12,19 @@ order, balanced by replica-steps (replicas x training steps), at most ``workers`
 the cluster's CPUs for a CPU group) and none below ``min_task_steps`` replica-steps (a Ray task
 costs a few milliseconds, a cold worker seconds: tiny batches cost more than they gain; see
 ``docs/distributed.md``). A CUDA group goes whole to one GPU task by default (``workers`` overrides
-it): a GPU trains a thousand replicas of these models about as fast as ten, so splitting a batch
-across GPUs gains little; parallelism across GPUs comes from concurrent batches (restarts, several
-searches). The split does not change the answers: the batched engine gives a replica bit-identical
-numbers whichever replicas share its batch, at any thread count, on the CPU
-(``tests/test_ray.py`` checks equality with the local executor bit for bit).
+it): the GPU keeps the whole batch (for these small models a step's time is mostly kernel
+launches, not replicas; not measured here, no GPU was lent), parallelism across GPUs comes from
+concurrent batches (restarts, several searches), and bit-identity of a split batch on CUDA is not
+verified. On the CPU the split does not change the answers: the batched engine gives a replica
+bit-identical numbers whichever replicas share its batch, at 1 or 2 threads (``tests/test_ray.py``
+checks equality with the local executor bit for bit).
 
-**Resources.** A CPU task declares ``num_cpus`` equal to the torch threads it uses (1 when its
-group is split; :func:`~simplifier.executor.threads_for` of its replicas when it is not); a CUDA
-task declares ``num_gpus=1``. A CUDA request on a cluster without GPUs fails at once with a reason
-(Ray would otherwise wait forever for the resource).
+**Resources.** A CPU task runs one torch thread and declares ``num_cpus=1`` (Ray's model: one
+task per core; ``threads=N`` gives N threads and declares N CPUs): two intra-op threads per task
+measured ~10x slower than one on the loaded, shared 2-core machine (oversubscribed OpenMP
+threads), while two one-thread tasks use both cores. A CUDA task declares ``num_gpus=1``. A
+CUDA request on a cluster without GPUs fails at once with a reason (Ray would otherwise wait
+forever for the resource).
 
 **Faults.** A task whose worker dies (killed, out of memory, node lost) is retried by Ray up to
 ``retries`` times; then its requests come back as failed results with the reason, and the other
@@ -46,7 +49,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from simplifier.executor import EvalRequest, EvalResult, LocalExecutor, threads_for
+from simplifier.executor import EvalRequest, EvalResult, LocalExecutor
 
 #: The Ray task's name (its worker's process title while it runs is ``ray::`` + this name).
 TASK_NAME = "optsimplify_evaluate"
@@ -115,8 +118,8 @@ class RayExecutor:
 
     ``address``: None (a new local instance), ``"auto"`` or a cluster address; ``workers``: the
     most tasks one group is split into (default: the cluster's CPUs for CPU groups, 1 for CUDA
-    groups); ``retries``: Ray retries of a task whose worker died; ``threads``: torch threads of an
-    unsplit CPU task (``"auto"``: :func:`~simplifier.executor.threads_for`); ``init_options``:
+    groups); ``retries``: Ray retries of a task whose worker died; ``threads``: torch threads (and
+    declared CPUs) of a CPU task (``"auto"``: 1); ``init_options``:
     more :func:`ray.init` arguments (e.g. ``num_cpus``). ``tasks`` counts the tasks submitted
     (Ray's retries not included).
     """
@@ -178,9 +181,6 @@ class RayExecutor:
         import ray
 
         resources = ray.cluster_resources()
-        node_cpus = max(
-            (int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1
-        )
         results: list[EvalResult | None] = [None] * len(requests)
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, r in enumerate(requests):
@@ -196,8 +196,8 @@ class RayExecutor:
             parts = self.workers or (1 if cuda else max(1, int(resources.get("CPU", 1))))
             chunks = split(batch, parts, self.min_task_steps)
             at = 0
+            threads = 1 if self.threads == "auto" else int(self.threads)
             for chunk in chunks:
-                threads = self._threads(chunk, len(chunks), node_cpus)
                 ref = (
                     _remote()
                     .options(
@@ -216,13 +216,6 @@ class RayExecutor:
             for i, res in zip(where, self._collect(chunk, ref), strict=True):
                 results[i] = res
         return [r for r in results if r is not None]
-
-    def _threads(self, chunk: list[EvalRequest], tasks: int, node_cpus: int) -> int:
-        if self.threads != "auto":
-            return int(self.threads)
-        if tasks > 1:  # two tasks on two cores beat one task on two threads (2x vs 1.4-1.7x)
-            return 1
-        return threads_for(sum(r.replicas for r in chunk), available=max(1, node_cpus))
 
     def _collect(self, chunk: list[EvalRequest], ref: Any) -> list[EvalResult]:
         import ray
