@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pickle
 import statistics
 import sys
 import time
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 best_time(lambda p=part: ray2.evaluate(p), args.repeat),  # type: ignore[misc]
             )
         )
+    sizes = (len(pickle.dumps(batch[0])), len(pickle.dumps(results[sides[0][0]][0])))
     t0 = time.perf_counter()
     ray.shutdown()
     t_shutdown = time.perf_counter() - t0
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         f"task {1e3 * t_tiny_ray:.1f} ms: overhead {1e3 * (t_tiny_ray - t_tiny_local):.1f} ms "
         f"per task"
     )
+    print(f"  pickled request {sizes[0]} bytes, result {sizes[1]} bytes ({batch[0].key})")
     rate = replica_steps / anchor
     print(
         f"  = {rate * (t_tiny_ray - t_tiny_local):.0f} replica-steps of training at the "
