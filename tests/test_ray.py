@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simplifier.ablation import ablate
 from simplifier.ablation.tasks import Budget
 from simplifier.cli import main
 from simplifier.distributed import TASK_NAME, RayExecutor, _probe, split
@@ -213,11 +214,37 @@ def test_a_task_out_of_retries_fails_its_requests_with_the_reason(
             assert answers([r]) == answers([ref])
         else:
             assert r.reason is not None and r.reason.startswith("Ray worker lost (1 attempt(s))")
+            assert "WorkerCrashedError" in r.reason
             assert r.score is None and r.loss == math.inf
 
 
-# -- the ablate command on --backend ray ----------------------------------------------------------
+# -- the ablation on an executor -------------------------------------------------------------------
 TOY = "def train(w, g, lr):\n  g = g + 0\n  u = -g\n  return -u * lr\n"
+TOY_BUDGET = Budget("toy", steps=10, seeds=2, grid=(0.5, 1, 2), calibration=(0.25, 1, 4))
+
+
+def test_ablation_on_an_executor_trains_the_same_batches() -> None:
+    direct = ablate(parse(TOY), budget=TOY_BUDGET).as_json()
+    via = ablate(parse(TOY), budget=TOY_BUDGET, executor=LocalExecutor()).as_json()
+    for d in (direct, via):
+        d.pop("seconds")
+    assert via == direct
+
+
+class _Lost:
+    """An executor whose every batch was lost."""
+
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalResult]:
+        return [EvalResult.failure(r, "Ray worker lost (3 attempt(s)): boom") for r in requests]
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_ablation_stops_on_a_batch_it_could_not_train() -> None:
+    assert isinstance(_Lost(), Executor)
+    with pytest.raises(RuntimeError, match="Ray worker lost"):
+        ablate(parse(TOY), budget=TOY_BUDGET, executor=_Lost())
 
 
 def test_ablate_backend_ray_gives_the_local_report(
