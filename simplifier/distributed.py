@@ -178,14 +178,34 @@ class RayExecutor:
             self._owned = False
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalResult]:
+        return self.evaluate_many([requests])[0]
+
+    def evaluate_many(self, batches: Sequence[Sequence[EvalRequest]]) -> list[list[EvalResult]]:
+        """Independent batches at once (e.g. the rounds of concurrent restarts): every batch's
+        tasks are submitted before any result is awaited; each batch's results as
+        :meth:`evaluate` gives them."""
         import ray
 
         resources = ray.cluster_resources()
+        submitted = [self._submit(batch, resources) for batch in batches]
+        out = []
+        for results, jobs in submitted:
+            for where, chunk, ref in jobs:
+                for i, res in zip(where, self._collect(chunk, ref), strict=True):
+                    results[i] = res
+            out.append([r for r in results if r is not None])
+        return out
+
+    def _submit(
+        self, requests: Sequence[EvalRequest], resources: Mapping[str, float]
+    ) -> tuple[list[EvalResult | None], list[tuple[list[int], list[EvalRequest], Any]]]:
+        """Start a batch's tasks: the results known at once (no GPU) and the tasks' refs."""
         results: list[EvalResult | None] = [None] * len(requests)
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.group(), []).append(i)
         jobs: list[tuple[list[int], list[EvalRequest], Any]] = []
+        threads = 1 if self.threads == "auto" else int(self.threads)
         for indices in groups.values():
             batch = [requests[i] for i in indices]
             cuda = batch[0].device.startswith("cuda")
@@ -194,10 +214,8 @@ class RayExecutor:
                     results[i] = EvalResult.failure(r, "the Ray cluster has no GPU")
                 continue
             parts = self.workers or (1 if cuda else max(1, int(resources.get("CPU", 1))))
-            chunks = split(batch, parts, self.min_task_steps)
             at = 0
-            threads = 1 if self.threads == "auto" else int(self.threads)
-            for chunk in chunks:
+            for chunk in split(batch, parts, self.min_task_steps):
                 ref = (
                     _remote()
                     .options(
@@ -212,10 +230,7 @@ class RayExecutor:
                 self.tasks += 1
                 jobs.append((indices[at : at + len(chunk)], chunk, ref))
                 at += len(chunk)
-        for where, chunk, ref in jobs:
-            for i, res in zip(where, self._collect(chunk, ref), strict=True):
-                results[i] = res
-        return [r for r in results if r is not None]
+        return results, jobs
 
     def _collect(self, chunk: list[EvalRequest], ref: Any) -> list[EvalResult]:
         import ray

@@ -124,6 +124,14 @@ def test_same_answers_as_the_local_executor_bit_for_bit(executor: RayExecutor) -
     assert executor.tasks == 4  # the 6 float32 "math" requests in 2 tasks, one task per other group
 
 
+def test_independent_batches_at_once_give_each_batch_its_answers(executor: RayExecutor) -> None:
+    first = [req(SGD, "a"), req(SIGN, "b"), req(WILD, "c")]
+    second = [req(MOMENTUM, "d"), req(SGD, "e", device="cuda")]  # no GPU: failed at once
+    both = executor.evaluate_many([first, second])
+    assert [answers(b) for b in both] == [answers(executor.evaluate(b)) for b in (first, second)]
+    assert answers(both[0]) == answers(LocalExecutor().evaluate(first))
+
+
 def test_the_ray_instance_is_shared_not_shut_down(ray_instance: None) -> None:
     import ray
 
