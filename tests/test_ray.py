@@ -270,3 +270,26 @@ def test_ablate_backend_ray_gives_the_local_report(
     assert remote == local
     assert main([*argv, "--address", "auto"]) == 2  # --address without --backend ray
     assert "--address needs --backend ray" in capsys.readouterr().err
+
+
+# -- the search on --backend ray (runs once the search package is merged) --------------------------
+def _history(out: Path) -> list[dict[str, object]]:
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds", None)  # wall time
+    return rows
+
+
+def test_search_on_ray_writes_the_local_history_and_best(
+    executor: RayExecutor, tmp_path: Path
+) -> None:
+    found = pytest.importorskip("simplifier.search", reason="the search package is not merged")
+    kwargs = {"budget": "tiny", "evaluations": 24, "plots": False}
+    found.search(out=tmp_path / "local", **kwargs)
+    found.search(out=tmp_path / "ray", executor=executor, **kwargs)
+    assert executor.tasks > 1  # the rounds were split into several tasks
+    assert _history(tmp_path / "ray") == _history(tmp_path / "local")
+    local, remote = (
+        json.loads((tmp_path / d / "search.json").read_text()) for d in ("local", "ray")
+    )
+    assert (remote["best"], remote["best_fitness"]) == (local["best"], local["best_fitness"])
