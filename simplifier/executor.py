@@ -41,7 +41,7 @@ from simplifier.ablation.tasks import Budget
 from simplifier.ir import Program
 from simplifier.numeric import Semantics
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "ray")
 DTYPES = ("float32", "float64")
 
 
@@ -266,4 +266,8 @@ def make_executor(backend: str = "local", **options: object) -> Executor:
             raise ValueError(f"unknown options for the local backend: {', '.join(options)}")
         assert isinstance(threads, int | str)
         return LocalExecutor(threads)
+    if backend == "ray":
+        from simplifier.distributed import RayExecutor
+
+        return RayExecutor.from_options(options)
     raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")

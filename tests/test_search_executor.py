@@ -86,4 +86,4 @@ def test_request_and_result_are_picklable_values() -> None:
 def test_make_executor() -> None:
     assert isinstance(make_executor("local"), Executor)
     with pytest.raises(ValueError, match="unknown backend"):
-        make_executor("ray")
+        make_executor("nonexistent")

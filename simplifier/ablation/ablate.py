@@ -51,7 +51,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -69,7 +69,10 @@ from simplifier.progress import Progress
 from simplifier.source import ProgramSource, as_program
 
 from .engine import Replica, train
-from .tasks import Budget, Task, get_task
+from .tasks import TASKS, Budget, Task, get_task
+
+if TYPE_CHECKING:
+    from simplifier.executor import Executor
 
 Decision = Literal["removed", "kept"]
 
@@ -412,6 +415,7 @@ class _Measurer:
     seeds: tuple[int, ...]
     progress: Progress
     dtype: torch.dtype = torch.float32
+    executor: Executor | None = None
     cache: dict[tuple[str, tuple[tuple[float, ...], tuple[int, ...]]], Score] = field(
         default_factory=dict
     )
@@ -472,6 +476,11 @@ class _Measurer:
         reps = [Replica(index[k], m, s) for k, m in pending for s in seeds]
         lrs = len({m for _, m in pending})
         what = f"{label}: {len(order)} program(s) x {lrs} lr x {len(seeds)} seeds"
+        if self.executor is not None:  # no per-step progress from an executor: a stage at a time
+            stage = self.progress.stage(what, len(reps))
+            self._evaluate(self.executor, programs, pending, seeds, tables)
+            stage(self.budget.steps, self.budget.steps)
+            return
         result = train(
             [programs[k] for k in order],
             reps,
@@ -487,6 +496,44 @@ class _Measurer:
         losses = result.loss.reshape(len(pending), len(seeds))
         for (k, m), row in zip(pending, losses, strict=True):
             tables[k][m] = row
+
+    def _evaluate(
+        self,
+        executor: Executor,
+        programs: dict[str, Program],
+        pending: list[tuple[str, float]],
+        seeds: Sequence[int],
+        tables: dict[str, dict[float, np.ndarray]],
+    ) -> None:
+        """``_run`` on an executor: one request per program with its pending multipliers, so the
+        replicas are the batch ``_run`` trains, in the same order."""
+        from simplifier.executor import EvalRequest
+
+        by_program: dict[str, list[float]] = {}
+        for k, m in pending:
+            by_program.setdefault(k, []).append(m)
+        dtype = str(self.dtype).removeprefix("torch.")
+        requests = [
+            EvalRequest(
+                programs[k],
+                self.task.name,
+                self.budget,
+                tuple(seeds),
+                tuple(ms),
+                self.device,
+                self.semantics,
+                dtype,
+                key=k,
+            )
+            for k, ms in by_program.items()
+        ]
+        for request, res in zip(requests, executor.evaluate(requests), strict=True):
+            if not res.ok and res.replica_steps == 0:  # not trained: no measurement to compare
+                raise RuntimeError(f"{programs[request.key].path}: {res.reason}")
+            self.seconds += res.seconds
+            self.replica_steps += res.replica_steps
+            for m, row in zip(request.multipliers, res.losses, strict=True):
+                tables[request.key][m] = np.asarray(row, dtype=np.float64)
 
 
 def _score_table(table: dict[float, np.ndarray]) -> Score:
@@ -508,6 +555,7 @@ def ablate(
     dtype: torch.dtype = torch.float32,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> AblationReport:
     """Remove, one per round, the live statement whose removal hurts training least (if it is
     within tolerance); return the measurements and the final program.
@@ -518,6 +566,9 @@ def ablate(
     its time left an upper bound); ``verbose`` draws it when stderr is a terminal (the command
     line without ``--quiet``); ``log`` gets a line a round.
     Raises ValueError when the program diverges at every multiplier (nothing to compare with).
+    ``executor`` (:mod:`simplifier.executor`, e.g. a Ray one) trains the batches instead of the
+    in-process engine (same batches, same numbers); a batch it could not train raises
+    RuntimeError.
 
     >>> from simplifier.parse import parse
     >>> from simplifier.ablation.tasks import Budget
@@ -538,14 +589,16 @@ def ablate(
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         budget_obj = replace(budget_obj, steps=steps)
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if executor is None and device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r}: CUDA is not available on this machine")
     tol = tolerance or Tolerance()
     seed_list = _seed_list(budget_obj, seeds)
     start = time.perf_counter()
     say = log or (lambda line: None)
+    if executor is not None and type(task_obj) is not TASKS.get(task_obj.name):
+        raise ValueError("an executor trains the built-in tasks only (it sends a task's name)")
     bar = Progress("ablation", enabled=True if progress else None if verbose else False)
-    m = _Measurer(task_obj, budget_obj, device, semantics, seed_list, bar, dtype)
+    m = _Measurer(task_obj, budget_obj, device, semantics, seed_list, bar, dtype, executor)
     per_program = budget_obj.steps * len(seed_list) * len(budget_obj.grid)  # one grid, all seeds
     n = len(candidates(program))  # at most n + (n-1) + ... programs in the rounds, + the original
     calibration = budget_obj.steps * len(seed_list[:2]) * len(budget_obj.calibration)
@@ -802,6 +855,7 @@ class Ablation:
     tolerance: Tolerance = field(default_factory=Tolerance)
     steps: int | None = None
     verbose: bool = False
+    executor: Executor | None = None  # None: the in-process batched engine
     name: str = "ablation"
 
     def run(self, program: Program) -> AblationResult:
@@ -815,6 +869,7 @@ class Ablation:
             tolerance=self.tolerance,
             steps=self.steps,
             verbose=self.verbose,
+            executor=self.executor,
         )
         return AblationResult(
             report.program, ablation_changes(report), notes=ablation_notes(report), report=report

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from simplifier.cli.backend import add_backend_arguments, executor_from_args
 from simplifier.cli.common import (
     add_json_option,
     add_program_options,
@@ -88,6 +91,7 @@ def add_ablation_options(p: argparse._ActionsContainer) -> None:
         help="... or up to K standard errors of the baseline, if larger (default 1)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    add_backend_arguments(p)
 
 
 def _positive(text: str) -> int:
@@ -112,31 +116,46 @@ def check_device(device: str) -> None:
         raise UsageError("--device cuda: CUDA is not available on this machine")
 
 
-def ablation_pass(args: argparse.Namespace) -> Ablation:
-    """The ablation pass with the command-line options (checked: a bad one is a usage error)."""
+@contextmanager
+def ablation_pass(args: argparse.Namespace) -> Iterator[Ablation]:
+    """The ablation pass with the command-line options (checked: a bad one is a usage error),
+    on the executor ``--backend`` asks for, which is closed when the block ends. An executor's
+    RuntimeError (a batch it could not train: a lost worker) is a usage error too."""
     from simplifier.ablation import Ablation, Tolerance
 
-    check_device(args.device)
+    if args.backend == "local" or not args.device.startswith("cuda"):  # ray: the cluster's GPUs
+        check_device(args.device)
     if args.tolerance < 0 or args.noise < 0:
         raise UsageError("--tolerance and --noise must not be negative")
-    return Ablation(
-        task=args.task,
-        budget=args.budget,
-        device=args.device,
-        seeds=args.seeds,
-        semantics=args.semantics,
-        tolerance=Tolerance(rel=args.tolerance, noise=args.noise),
-        steps=args.steps,
-        verbose=not args.quiet,
-    )
+    executor = executor_from_args(args)
+    try:
+        yield Ablation(
+            task=args.task,
+            budget=args.budget,
+            device=args.device,
+            seeds=args.seeds,
+            semantics=args.semantics,
+            tolerance=Tolerance(rel=args.tolerance, noise=args.noise),
+            steps=args.steps,
+            verbose=not args.quiet,
+            executor=executor,
+        )
+    except RuntimeError as e:
+        if executor is None:
+            raise
+        raise UsageError(str(e)) from None
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def measure(program: Program, args: argparse.Namespace) -> AblationReport:
     """Run the ablation with the command-line options; a ValueError becomes a usage error."""
-    try:
-        report = ablation_pass(args).run(program).report
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    with ablation_pass(args) as ablation:
+        try:
+            report = ablation.run(program).report
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     assert report is not None
     return report
 
@@ -192,16 +211,17 @@ def simplify_with_ablation(
     from simplifier.ablation.ablate import AblationResult
     from simplifier.simplify import simplify
 
-    try:
-        result = simplify(
-            program,
-            args.semantics,
-            args.allow,
-            ablation=ablation_pass(args),
-            time_limit=None,  # training takes what its budget says; --time-limit is for folding
-        )
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    with ablation_pass(args) as ablation:
+        try:
+            result = simplify(
+                program,
+                args.semantics,
+                args.allow,
+                ablation=ablation,
+                time_limit=None,  # training takes what its budget says; --time-limit is for folding
+            )
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     reports = [s.result.report for s in result.steps if isinstance(s.result, AblationResult)]
     assert reports and reports[0] is not None
     return result, reports[0]
