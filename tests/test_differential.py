@@ -28,6 +28,7 @@ overflowed or produced NaN, 50 digits legitimately give a number).
 from __future__ import annotations
 
 import functools
+import sys
 import math
 from collections.abc import Sequence
 
@@ -294,7 +295,7 @@ def fifty_digits(
 def emitted(text: str, semantics: Semantics) -> type[torch.optim.Optimizer]:
     """One class per (program, semantics) in this test session, compiled for ``aot_eager``."""
     cls = compile_torch(parse(text), semantics=semantics)
-    module = cls._init_group.__globals__  # type: ignore[attr-defined]
+    module = vars(sys.modules[cls.__module__])
     module["COMPILE_OPTIONS"].pop("options", None)  # Inductor's own
     module["COMPILE_OPTIONS"]["backend"] = "aot_eager"  # Dynamo and AOTAutograd, no codegen
     return cls
