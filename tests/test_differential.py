@@ -28,8 +28,8 @@ overflowed or produced NaN, 50 digits legitimately give a number).
 from __future__ import annotations
 
 import functools
-import sys
 import math
+import sys
 from collections.abc import Sequence
 
 import numpy as np
