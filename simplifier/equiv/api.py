@@ -37,7 +37,6 @@ from simplifier.equiv.bounded import Bounded, bounded
 from simplifier.equiv.prove import prove
 from simplifier.equiv.refute import DEFAULT_RTOL, DEFAULT_STEPS, refute, search_plan
 from simplifier.equiv.verdict import BoundedCheck, Details, Float64Check, Pair, Verdict
-from simplifier.errors import UsageError
 from simplifier.ir import Program
 from simplifier.numeric import SEMANTICS, Semantics, step
 from simplifier.passes.base import NO_DEADLINE, Deadline
@@ -73,7 +72,7 @@ def equivalent(
     if not 0 <= rtol < 1:
         raise ValueError(f"rtol must be in [0, 1), got {rtol}")
     if trajectory_steps < 20:
-        raise UsageError(f"trajectories need at least 20 steps, got {trajectory_steps}")
+        raise ValueError(f"trajectory_steps must be at least 20, got {trajectory_steps}")
     pa, pb = as_program(a), as_program(b)
     started = time.perf_counter()
     details = Details(semantics=semantics, rtol=rtol)

@@ -12,7 +12,7 @@ lookups, so a resumed search sees the same hits as an uninterrupted one.
 
 >>> c = FitnessCache(size=2)
 >>> c.put("h1", "f1", Entry(1.0, 0.5, None, 7))
->>> c.get("h1", None).id, c.get("hX", "f1").id, c.get("hX", "fX")
+>>> c.get("h1", None).id, c.get("hX", "f1").id, c.get("hY", "fY")
 (7, 7, None)
 """
 
