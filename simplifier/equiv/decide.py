@@ -273,6 +273,8 @@ def sympy_zero(expr: sp.Expr, budget: float = SYMPY_BUDGET_S) -> bool:
             return bool(expanded == 0 or sp.cancel(sp.together(expanded)) == 0)
     except SymbolicTimeout:
         return False
+    except (ValueError, TypeError):  # SymPy refuses a form (e.g. Max of an opaque global_norm(0))
+        return False
 
 
 def check_zero(

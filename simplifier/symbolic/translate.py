@@ -61,10 +61,21 @@ class norm(_Reduction):
     nargs = 1
     is_nonnegative = True
 
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        """The norm of a zero tensor (a state at its initial value) is 0: SymPy must not keep
+        ``norm(0)`` as an opaque value it cannot compare (``Max(global_norm(0), 0.9)`` raises)."""
+        return sp.S.Zero if x == 0 else None
+
 
 class global_norm(_Reduction):
     nargs = 1
     is_nonnegative = True
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        """0 for a zero tensor, as :class:`norm`."""
+        return sp.S.Zero if x == 0 else None
 
 
 class dot(_Reduction):
