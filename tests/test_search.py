@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,16 @@ def test_deterministic_for_a_seed_and_the_files(tmp_path: Path) -> None:
         simplifier.to_text(simplifier.parse_file(str(tmp_path / "a" / "best.py"))) == data["best"]
     )
     assert data.get("verdict")
+
+
+def test_output_files_keep_the_users_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        search(**TINY, out=tmp_path / "a", seed=1, plots=False)
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "a").iterdir()}
+    assert modes and all(mode == 0o640 for mode in modes.values()), modes
 
 
 def test_cache_reuse_and_one_batch_per_round(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import argparse
 import errno
 import json
 import os
-import secrets
 import signal
 import stat
 import sys
@@ -18,6 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from simplifier.errors import OutputError, UsageError
+from simplifier.files import create_temp
 from simplifier.ir import Program
 from simplifier.parse import file_kind, literal_value, normalize_name, parse_file
 
@@ -167,15 +167,12 @@ class _Temp:
 
 
 def _create_temp(directory: str, base: str, path: str) -> _Temp:
-    for _ in range(100):
-        name = os.path.join(directory, f".{base[:100]}.{secrets.token_hex(4)}.tmp")
-        try:  # mode 0666: the kernel applies the umask
-            return _Temp(name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise OutputError(path, e.strerror or str(e)) from None
-    raise OutputError(path, "cannot create a temporary file next to it")
+    try:
+        return _Temp(*create_temp(directory, base))
+    except FileExistsError:
+        raise OutputError(path, "cannot create a temporary file next to it") from None
+    except OSError as e:
+        raise OutputError(path, e.strerror or str(e)) from None
 
 
 def _place(tmp: str, path: str, force: bool) -> None:

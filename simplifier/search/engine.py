@@ -44,7 +44,6 @@ import os
 import pickle
 import random
 import signal
-import tempfile
 import threading
 import time
 import warnings
@@ -57,6 +56,7 @@ from typing import Any
 from simplifier.ablation.tasks import Budget
 from simplifier.analysis.fingerprint import fingerprint
 from simplifier.executor import EvalRequest, EvalResult, Executor
+from simplifier.files import create_temp, write_atomic
 from simplifier.passes.dce import prune
 from simplifier.printer import to_text
 
@@ -163,19 +163,6 @@ class _Child:
     entry: Entry | None = None  # for hits
     request: int | None = None  # for misses
     same_as: int | None = None  # for "round": the earlier child of this round
-
-
-# -- files ------------------------------------------------------------------------------------
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _num(x: float | None) -> float | None:
@@ -608,7 +595,7 @@ class Search:
         """Rewrite ``history.jsonl`` with the meta score of every line whose program was
         meta-validated (atomically)."""
         path = self.out / HISTORY
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=".history.", suffix=".tmp")
+        tmp, fd = create_temp(self.out, HISTORY)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as dst, path.open(encoding="utf-8") as src:
                 for line in src:
