@@ -46,10 +46,9 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from simplifier.executor import EvalRequest, EvalResult, LocalExecutor
+from simplifier.executor import Closing, EvalRequest, EvalResult, LocalExecutor
 
 #: The Ray task's name (its worker's process title while it runs is ``ray::`` + this name).
 TASK_NAME = "optsimplify_evaluate"
@@ -113,7 +112,7 @@ def _package_dir() -> str:
 
 
 @dataclass
-class RayExecutor:
+class RayExecutor(Closing):
     """Evaluates batches as Ray tasks (see the module docstring for the rules).
 
     ``address``: None (a new local instance), ``"auto"`` or a cluster address; ``workers``: the
@@ -160,14 +159,6 @@ class RayExecutor:
         if unknown:
             raise ValueError(f"unknown options for the ray backend: {', '.join(sorted(unknown))}")
         return cls(**options)  # type: ignore[arg-type]
-
-    def __enter__(self) -> RayExecutor:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Shut down the Ray instance this executor started (or disconnect from a cluster)."""

@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -121,6 +121,22 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+class Closing:
+    """The ``with`` protocol of executors: the block closes the executor (``close`` releases
+    what it holds: nothing, unless a subclass says otherwise)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+
 class _TimeLimit(Exception):
     pass
 
@@ -146,24 +162,13 @@ def threads_for(replicas: int, available: int | None = None, load: float | None 
 
 
 @dataclass
-class LocalExecutor:
+class LocalExecutor(Closing):
     """The in-process batched engine. ``threads``: torch CPU threads per batch, or ``"auto"``
     (:func:`threads_for`). ``batches`` counts the batched computations run (fallbacks included).
     """
 
     threads: int | str = "auto"
     batches: int = field(default=0, init=False)
-
-    def __enter__(self) -> LocalExecutor:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        pass
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalResult]:
         results: list[EvalResult | None] = [None] * len(requests)

@@ -37,7 +37,7 @@ from simplifier.analysis.types import Type, infer_types
 from simplifier.ir import Atom, Const, Node, Program, Ref, Role, Stmt, dag
 from simplifier.numeric import Semantics
 from simplifier.ops import OPS, PROTECTED, Kind
-from simplifier.passes.rules import (
+from simplifier.passes.conditions import (
     ABOVE_MINUS_ONE,
     AT_LEAST_ONE,
     NONNEGATIVE,
