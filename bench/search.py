@@ -13,8 +13,12 @@
    versus one call per child; the fitnesses must agree. Wall-clock time.
 3. **Threads by batch size**: replica-steps per second with 1 and 2 torch threads at several
    batch sizes, the load average at the time, and whether the two gave bitwise equal losses.
+4. **Backends** (``--ray``): the same round through the local executor (1 thread, the anchor)
+   and a :class:`~simplifier.distributed.RayExecutor` on a local Ray instance at 1 and 2 workers
+   (warm workers: the first call is not timed); evaluations per second, the ratio, whether the
+   answers are the local ones, and Ray's start-up seconds (paid once per search).
 
-    python bench/search.py [--proposals 20000] [--children 16] [--steps 50] [--device cpu]
+    python bench/search.py [--proposals 20000] [--children 16] [--steps 50] [--device cpu] [--ray]
 """
 
 from __future__ import annotations
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-threads", action="store_true")
+    ap.add_argument("--ray", action="store_true", help="also time the round on Ray (1, 2 workers)")
     args = ap.parse_args(argv)
     n = args.proposals
 
@@ -177,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{max(diffs, default=0.0):.1e}"
     )
 
+    if args.ray:
+        backends(reqs, ex, args.repeat)
+
     # 3. threads by batch size --------------------------------------------------------------
     if args.skip_threads or args.device != "cpu":
         return 0
@@ -198,6 +206,39 @@ def main(argv: list[str] | None = None) -> int:
         equal = bool(np.array_equal(losses[0], losses[1]))
         print(f"  {r:8}{rates[0]:12,.0f}{rates[1]:12,.0f}{rates[1] / rates[0]:7.2f}  {equal}")
     return 0
+
+
+def backends(reqs: list[EvalRequest], local: LocalExecutor, repeat: int) -> None:
+    """The round on the local executor and on Ray at 1 and 2 workers (best of ``repeat``)."""
+    import ray
+
+    from simplifier.distributed import RayExecutor
+
+    def timed(ex: LocalExecutor | RayExecutor) -> tuple[float, list[tuple[object, ...]]]:
+        best, answers = float("inf"), []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            res = ex.evaluate(reqs)
+            best = min(best, time.perf_counter() - t)
+            answers = [(r.key, r.losses, r.reason) for r in res]
+        return best, answers
+
+    t0 = time.perf_counter()
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    started = time.perf_counter() - t0
+    anchor, expected = timed(local)
+    rows = [("local, 1 thread (anchor)", anchor, True)]
+    for workers in (1, 2):
+        with RayExecutor(workers=workers, min_task_steps=1) as rex:
+            rex.evaluate(reqs)  # warm the workers (torch import, task data)
+            t, answers = timed(rex)
+        rows.append((f"ray, {workers} worker(s)", t, answers == expected))
+    ray.shutdown()
+    print(f"\nbackends: the round of {len(reqs)} children (load average {os.getloadavg()[0]:.1f})")
+    print(f"  {'':28}{'seconds':>9}{'evals/s':>9}{'ratio':>7}  same answers")
+    for name, t, same in rows:
+        print(f"  {name:28}{t:9.2f}{len(reqs) / t:9.2f}{anchor / t:7.2f}  {same}")
+    print(f"  ray.init of a local instance: {started:.1f} s")
 
 
 if __name__ == "__main__":

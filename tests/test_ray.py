@@ -293,3 +293,50 @@ def test_search_on_ray_writes_the_local_history_and_best(
         json.loads((tmp_path / d / "search.json").read_text()) for d in ("local", "ray")
     )
     assert (remote["best"], remote["best_fitness"]) == (local["best"], local["best_fitness"])
+
+
+SEARCH_ARGS = [
+    "search", "--budget", "tiny", "--evaluations", "12", "--population", "4", "--round-size",
+    "3", "--checkpoint-every", "3", "--meta-top", "1", "--seed", "3", "--no-plots", "--quiet",
+]  # fmt: skip
+
+
+def test_search_backend_ray_on_the_command_line_equals_local(
+    ray_instance: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*SEARCH_ARGS, "--out", str(tmp_path / "local")]) == 0
+    assert main([*SEARCH_ARGS, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
+    capsys.readouterr()
+    assert _history(tmp_path / "ray") == _history(tmp_path / "local")
+    local, remote = (
+        json.loads((tmp_path / d / "search.json").read_text()) for d in ("local", "ray")
+    )
+    assert (remote["best"], remote["best_fitness"]) == (local["best"], local["best_fitness"])
+    assert main([*SEARCH_ARGS, "--out", str(tmp_path / "x"), "--address", "auto"]) == 2
+    assert "--address needs --backend ray" in capsys.readouterr().err
+
+
+def test_a_search_interrupted_on_ray_resumes_on_ray_to_the_local_result(
+    executor: RayExecutor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The driver stops mid-search (SIGTERM: state saved) and a new driver resumes on Ray."""
+    from simplifier.search import search
+    from simplifier.search.engine import load_state
+
+    config = {"budget": "tiny", "evaluations": 12, "population": 4, "round_size": 3,
+              "checkpoint_every": 3, "meta_top": 1, "seed": 3, "plots": False}  # fmt: skip
+    search(**config, out=tmp_path / "local")  # type: ignore[arg-type]
+    rounds: list[object] = []
+
+    def progress(state: object) -> None:
+        rounds.append(state)
+        if len(rounds) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out = tmp_path / "ray"
+    with pytest.raises(KeyboardInterrupt):
+        search(**config, out=out, executor=executor, progress=progress)  # type: ignore[arg-type]
+    assert load_state(out).phase == "search"
+    assert main(["search", "--resume", str(out), "--backend", "ray", "--quiet", "--no-plots"]) == 0
+    capsys.readouterr()
+    assert _history(out) == _history(tmp_path / "local")

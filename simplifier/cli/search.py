@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simplifier.cli.backend import add_backend_arguments, executor_from_args
 from simplifier.cli.common import print_json
 from simplifier.errors import ProgramError, UsageError
 
@@ -139,12 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         "constants only) or random (random valid programs); evolution always runs",
     )
     p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
-    p.add_argument(
-        "--backend",
-        choices=("local",),
-        default="local",
-        help="where programs are trained: local (the in-process batched engine)",
-    )
+    add_backend_arguments(p)
     p.add_argument(
         "--semantics",
         choices=("math", "hero"),
@@ -294,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = Path(args.out or "search-out")
         config = build_config(args)
-    if config.device != "cpu":
+    if config.device != "cpu" and args.backend == "local":  # ray: the cluster's GPUs
         from simplifier.cli.ablate import check_device
 
         check_device(config.device)
@@ -311,6 +307,7 @@ def _run(args: argparse.Namespace, config: SearchConfig, out: Path) -> int:
     from simplifier.search import OutDirError, search
 
     show = not args.quiet and sys.stderr.isatty()
+    executor = executor_from_args(args)  # None: the in-process batched engine
     progress = (
         _Progress(config.evaluations * config.restarts * len(config.algorithms)) if show else None
     )
@@ -322,7 +319,7 @@ def _run(args: argparse.Namespace, config: SearchConfig, out: Path) -> int:
             force=args.force,
             ablate=args.ablate,
             plots=not args.no_plots,
-            backend=args.backend,
+            executor=executor,
             progress=progress,
         )
     except OutDirError as e:
@@ -335,6 +332,8 @@ def _run(args: argparse.Namespace, config: SearchConfig, out: Path) -> int:
     finally:
         if progress is not None:
             progress.close()
+        if executor is not None:
+            executor.close()
     if args.json:
         import json
 

@@ -279,8 +279,8 @@ def search(
             cache_size=cache_size,
             time_limit=time_limit,
         )
-    if config.device.startswith("cuda"):
-        import torch
+    if config.device.startswith("cuda") and executor is None and backend == "local":
+        import torch  # (another executor's GPUs are on its workers: it checks them itself)
 
         if not torch.cuda.is_available():
             raise ValueError("CUDA is not available on this machine (use --device cpu)")
