@@ -255,3 +255,21 @@ def test_cli_errors_are_located_exit_2(
     assert message in err and "Traceback" not in err
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "new" / "search.json").exists()
+
+
+def test_the_comparison_takes_the_spread_over_runs_or_one_runs_seed_error() -> None:
+    from simplifier.search.engine import MetaScore
+    from simplifier.search.report import RunSummary, compare
+
+    def run(alg: str, meta: float, se: float) -> RunSummary:
+        return RunSummary(alg, alg, 4, 5, 1, 0, 0, 1.0, 1, 1.0, MetaScore(meta, se, None), "")
+
+    warm = MetaScore(1.0, 0.01, None)
+    three = compare((run("e", 0.9, 0.01), run("e", 0.8, 0.01), run("e", 0.7, 0.01)), warm)[0]
+    assert three.meta_mean == pytest.approx(0.8) and three.meta_stderr == pytest.approx(0.1 / 3**0.5)
+    assert three.vs_warm == pytest.approx(0.2 / math.hypot(0.1 / 3**0.5, 0.01))
+    (one,) = compare((run("e", 0.9, 0.02),), warm)
+    assert one.meta_stderr == 0.02  # not 0: one run's own error over its meta seeds
+    assert one.vs_warm == pytest.approx(0.1 / math.hypot(0.02, 0.01))
+    (lost,) = compare((run("e", 0.9, 0.01), run("e", math.inf, math.inf)), warm)
+    assert math.isinf(lost.meta_stderr) and math.isnan(lost.vs_warm)

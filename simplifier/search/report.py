@@ -176,7 +176,8 @@ def _fmt(m: MetaScore) -> str:
 
 
 def comparison_table(report: SearchReport) -> str:
-    """Markdown table: per algorithm, the picks' meta loss (mean ± SE over restarts)."""
+    """Markdown table: per algorithm, the picks' meta loss (mean ± SE over restarts; for a
+    single run, its SE over the meta-validation seeds)."""
     warm = report.warm_meta
     rows = [
         "| algorithm | runs | proxy loss (mean) | meta loss (mean ± SE) | best meta "
@@ -235,8 +236,10 @@ def compare(runs: tuple[RunSummary, ...], warm: MetaScore) -> tuple[Comparison, 
         if n > 1 and all(math.isfinite(x) for x in metas):
             var = sum((x - mean) ** 2 for x in metas) / (n - 1)
             se = math.sqrt(var / n)
+        elif n == 1:  # one run: no spread over runs; its own SE over the meta seeds
+            se = mine[0].pick_meta.stderr
         else:
-            se = 0.0 if math.isfinite(mean) else math.inf
+            se = math.inf
         joint = math.hypot(se, warm.stderr)
         vs = (warm.loss - mean) / joint if joint > 0 and math.isfinite(mean) else math.nan
         proxy = sum(r.pick_fitness for r in mine) / n
