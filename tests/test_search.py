@@ -266,7 +266,8 @@ def test_the_comparison_takes_the_spread_over_runs_or_one_runs_seed_error() -> N
 
     warm = MetaScore(1.0, 0.01, None)
     three = compare((run("e", 0.9, 0.01), run("e", 0.8, 0.01), run("e", 0.7, 0.01)), warm)[0]
-    assert three.meta_mean == pytest.approx(0.8) and three.meta_stderr == pytest.approx(0.1 / 3**0.5)
+    assert three.meta_mean == pytest.approx(0.8)
+    assert three.meta_stderr == pytest.approx(0.1 / 3**0.5)
     assert three.vs_warm == pytest.approx(0.2 / math.hypot(0.1 / 3**0.5, 0.01))
     (one,) = compare((run("e", 0.9, 0.02),), warm)
     assert one.meta_stderr == 0.02  # not 0: one run's own error over its meta seeds
