@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ def train(
     make_optimizer: type[torch.optim.Optimizer] | None,
     steps: int,
     every: int,
-    **hypers: float,
+    **hypers: Any,
 ) -> list[tuple[int, float]]:
     """Train a 2-layer MLP on a fixed synthetic regression task; the loss every ``every``
     steps. ``make_optimizer`` None means ``torch.optim.AdamW``."""
