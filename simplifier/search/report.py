@@ -292,7 +292,7 @@ def plots(out: Path, state: SearchState, config: SearchConfig) -> dict[str, byte
 
     # fitness.png
     curves = _curves(out)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(8.4, 4.2))
     xs = np.arange(config.evaluations + 1)
     colors = {"evolution": "tab:blue", "hypers": "tab:orange", "random": "tab:green"}
     for algorithm in config.algorithms:
@@ -318,7 +318,7 @@ def plots(out: Path, state: SearchState, config: SearchConfig) -> dict[str, byte
     ax.set_xlabel("evaluations (programs trained, per run)")
     ax.set_ylabel("best proxy validation loss")
     ax.set_title(f"{config.task}, budget {config.budget.name}: median and min-max over runs")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the bands
     result["fitness.png"] = png(fig)
 
     # cache.png
@@ -340,6 +340,11 @@ def plots(out: Path, state: SearchState, config: SearchConfig) -> dict[str, byte
             red.append(sum(r for _, r, _ in chunk) / stmts if stmts else 0.0)
         ax.plot(gx, hit, marker=".", label="cache hit rate")
         ax.plot(gx, red, marker=".", label="redundant statements")
+        total_red = sum(r for _, r, _ in recs) / max(1, sum(s for _, _, s in recs))
+        ax.set_title(
+            f"{len(recs)} programs: {sum(c for c, _, _ in recs) / len(recs):.0%} cache hits, "
+            f"{total_red:.0%} of statements redundant"
+        )
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"programs generated ({primary}, all runs; per window of programs)")
     ax.set_ylabel("fraction")
@@ -355,16 +360,25 @@ def plots(out: Path, state: SearchState, config: SearchConfig) -> dict[str, byte
         if not pts:
             continue
         x = [p.evaluations for p in pts]
-        top.plot(x, [p.member.fitness for p in pts], marker="o", label=run.label)
-        bottom.plot(x, [_num(state.meta[p.member.genome.digest].loss) for p in pts], marker="o")
+        proxy = [p.member.fitness for p in pts]
+        meta = [_num(state.meta[p.member.genome.digest].loss) for p in pts]
+        series: tuple[tuple[Any, list[Any], str | None], ...] = (
+            (top, proxy, run.label),
+            (bottom, meta, None),
+        )
+        for panel, values, tag in series:
+            # a best so far holds until the next one, and to the run's end
+            (line,) = panel.plot(x, values, "o", label=tag)
+            end = ([*x, run.evaluations], [*values, values[-1]])
+            panel.plot(*end, drawstyle="steps-post", color=line.get_color())
     warm_meta = state.meta.get(state.warm.genome.digest)
     if warm_meta is not None and math.isfinite(warm_meta.loss):
         bottom.axhline(warm_meta.loss, color="gray", ls="--", lw=1, label="warm start")
         bottom.legend()
     top.set_ylabel("proxy loss (best so far)")
     bottom.set_ylabel(f"meta loss ({config.meta_task})")
-    bottom.set_xlabel("evaluations when the program became the run's best")
+    bottom.set_xlabel("evaluations (programs trained by the run); a point: a new best of the run")
     if top.get_legend_handles_labels()[0]:
-        top.legend(fontsize=8)
+        top.legend(fontsize=8, loc="lower left")
     result["meta.png"] = png(fig)
     return result
