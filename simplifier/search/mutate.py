@@ -41,7 +41,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from simplifier.analysis.hashing import structural_hash
+from simplifier.analysis.hashing import DigestCache, structural_hash
 from simplifier.analysis.liveness import live_values
 from simplifier.analysis.types import Type, infer_types
 from simplifier.ir import Atom, Const, Program, Ref, Stmt
@@ -223,6 +223,11 @@ class Mutator:
     tries: int = 1000
     constants_only: bool = False
     ops: tuple[str, ...] = field(default_factory=lambda: tuple(OPS))
+    # Sub-expression digests shared by the children of a stream (they share most statements);
+    # each table bounded (cleared past 2**16 entries, a few MB).
+    digests: DigestCache = field(
+        default_factory=lambda: DigestCache(1 << 16), compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.ops if name not in OPS]
@@ -237,7 +242,7 @@ class Mutator:
             if drawn is None or not drawn.live_change:
                 continue
             live = live_values(drawn.program)
-            digest = structural_hash(drawn.program, live=live)
+            digest = structural_hash(drawn.program, live=live, cache=self.digests)
             if digest != parent.digest:
                 return Proposal(
                     Genome(drawn.program, drawn.types, live, digest), drawn.label, attempt
@@ -272,7 +277,7 @@ class Mutator:
             live = live_values(drawn.program)
             g = Genome(drawn.program, drawn.types, live, "")
             done += 1
-        digest = structural_hash(g.program, live=g.live)
+        digest = structural_hash(g.program, live=g.live, cache=self.digests)
         if digest == start.digest:
             return None
         return Proposal(replace(g, digest=digest), f"random {done} mutations", 1)
