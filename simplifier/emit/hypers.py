@@ -421,7 +421,9 @@ def extract_hypers(program: Program) -> Extracted:
                 naming.sites[(s.target, j)] = shared[("eps", a.value)]
             else:  # a constant written several times is one hyper (set consistently)
                 words = _ROLE_WORDS.get(s.op, ("arg",))
-                var = s.var if s.var is not None else _consumer_var(program, s.target, uses, defining)
+                var = (
+                    s.var if s.var is not None else _consumer_var(program, s.target, uses, defining)
+                )
                 hint = f"{identifier(var)}_{words[min(j, len(words) - 1)]}"
                 if ("other", a.value) not in shared:
                     shared[("other", a.value)] = naming.new(hint, a.value, naming.others)
