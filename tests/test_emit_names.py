@@ -157,3 +157,32 @@ def test_any_names_from_the_pool(tmp_path: Path, names: list[str]) -> None:
 
 
 _files = itertools.count()
+
+
+def test_the_namespace_hands_out_many_names_for_one_hint_in_linear_time() -> None:
+    """``m``, ``m_1``, ... ``m_n`` for n requests, each looking at O(1) candidates (it rescanned
+    from ``m_1`` every time: emit was quadratic in the statements assigning one variable)."""
+    from simplifier.emit.names import Namespace
+
+    class Counting(set[str]):
+        lookups = 0
+
+        def __contains__(self, item: object) -> bool:
+            Counting.lookups += 1
+            return super().__contains__(item)
+
+    ns = Namespace()
+    ns._taken = Counting(ns._taken)
+    ns.reserve("m_3")  # a name taken elsewhere is still skipped
+    names = [ns.name("m.7") for _ in range(2000)]
+    assert names[:4] == ["m", "m_1", "m_2", "m_4"] and len(set(names)) == 2000
+    assert Counting.lookups < 3 * 2000
+
+
+def test_two_thousand_chained_statements_emit() -> None:
+    """2,000 statements reassigning ``m`` (``m``, ``m_1``, ... ``m_1999`` in the module): the
+    emitted source compiles."""
+    text = "def f(w, g, m, lr):\n" + "  m = 0.9 * m + 0.1 * g\n" * 2000 + "  return m * lr, m\n"
+    source = emit_torch(parse(text))
+    compile(source, "emitted.py", "exec")
+    assert "m_1999" in source

@@ -512,13 +512,23 @@ def literal_program(expr: str) -> str:
         ("0." + "0" * 200 + "1" * 101, "101 significant digits"),
     ],
 )
-def test_literal_out_of_the_language(literal: str, words: str) -> None:
-    start = time.perf_counter()
+def test_literal_out_of_the_language(
+    literal: str, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parse_module = sys.modules["simplifier.parse"]  # (simplifier.parse is also the function)
+    built: list[object] = []
+
+    def exact(*args: object) -> Fraction:
+        built.append(args)
+        return Fraction(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parse_module, "Fraction", exact)
     with pytest.raises(ProgramError) as info:
         parse(literal_program(literal), "t.py")
-    assert time.perf_counter() - start < 1.0  # 1e999999999 is refused, not computed
     assert (info.value.line, info.value.col) == (2, 12)
     assert words in info.value.message
+    if "e" in literal and abs(int(literal.split("e")[1])) > 330:  # 1e999999999: refused from
+        assert built == []  # its exponent, before any exact value (10**999999999) is built
 
 
 @pytest.mark.parametrize("literal", ["1.7976931348623157e308", "5e-324", "3e-324", "0e999999"])
@@ -586,6 +596,40 @@ def test_printed_literals_parse_back(literal: str) -> None:
 
     p = parse(literal_program(literal))
     assert parse(to_text(p)) == p
+
+
+@pytest.mark.parametrize(
+    ("expr", "folded", "value"),
+    [
+        ("2 ** 100", "1267650600228229401496703205376", Fraction(2**100)),
+        ("2 ** 100 * 3", "3802951800684688204490109616128", Fraction(3 * 2**100)),
+        ("10 ** 40", "1e+40", Fraction(10**40)),
+        ("0.5 ** 60", "8.67361737988403547205962240695953369140625e-19", Fraction(1, 2**60)),
+    ],
+)
+def test_folded_constants_print_exactly(expr: str, folded: str, value: Fraction) -> None:
+    """``simplify`` folds an exact constant into one literal that prints exactly (issue 14, item
+    8: 28 significant digits printed ``2 ** 100`` as ...205000; then it came out as ``N / 1``)."""
+    from simplifier.printer import to_text
+    from simplifier.simplify import simplify
+
+    result = simplify(parse(literal_program(expr)))
+    text = to_text(result.program)
+    assert folded in text and "/" not in text, text
+    consts = [a.value for s in result.program.body for a in s.args if isinstance(a, Const)]
+    assert consts == [value]  # the value, exactly
+    assert parse(text) == result.program  # and it parses back
+    assert not result.unverified
+
+
+@given(st.integers(1, 100).map(lambda e: 2**e * 3 ** (e % 7)))
+@settings(max_examples=40, deadline=None)
+def test_integers_print_exactly_and_parse_back(value: int) -> None:
+    from simplifier.printer import to_text
+
+    p = parse(literal_program(str(value)))
+    assert parse(to_text(p)) == p
+    assert [a.value for s in p.body for a in s.args if isinstance(a, Const)] == [value]
 
 
 # Constant expressions whose exact value leaves float64: every command answers (folding keeps
@@ -686,6 +730,32 @@ def test_context_line_after_other_line_separators(
     lines = err.split("\n")
     assert lines[0].startswith(f"{path}:3:7: error: unknown function 'sgn'")
     assert lines[1:3] == ["    u = sgn(g)", "        ^"]
+
+
+SEPARATORS = ["\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\r"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["comment", "blank", "code"]), st.sampled_from(SEPARATORS)),
+        min_size=1,
+        max_size=6,
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_error_positions_count_lines_as_the_parser_does(lines: list[tuple[str, str]]) -> None:
+    """Any mix of separators Python's str.splitlines would break a line at, in comments and
+    after code, before an error: the error names its real line and shows that line."""
+    body = []
+    for kind, sep in lines:
+        body.append({"comment": f"  # a{sep}b", "blank": "", "code": f"  v = g  # c{sep}d"}[kind])
+    text = "def train(w, g, lr):\n" + "\n".join([*body, "  u = sgn(g)", "  return u"]) + "\n"
+    with pytest.raises(ProgramError) as info:
+        parse(text, "p.py")
+    e = info.value
+    assert (e.line, e.col) == (len(body) + 2, 7), text
+    assert e.source_line == "  u = sgn(g)"
+    assert e.render().split("\n")[1:] == ["    u = sgn(g)", "        ^"]
 
 
 def test_context_line_shows_separators_as_spaces(capsys: pytest.CaptureFixture[str]) -> None:

@@ -200,13 +200,7 @@ FOUND = [
     b"def train(w, g, lr, b=1e400):\n  return g * b\n",
     "def train(w, g, 𝔤):\n  return g\n".encode(),
     "def train(w, g, m, lr, fi=0.9):\n  ｍ = interp(g, m, ﬁ)\n  return sign(m) * lr, m\n".encode(),
-    pytest.param(
-        b"def train(w, g, lr, flat=0.5):\n  return g * flat * lr\n",
-        marks=pytest.mark.xfail(
-            reason="issue 14 item 2, emitter side (owner: emit): a hyper named 'flat' is not "
-            "renamed away from the constructor's flat keyword (SyntaxError: duplicate argument)"
-        ),
-    ),
+    b"def train(w, g, lr, flat=0.5):\n  return g * flat * lr\n",
     b"def train(w, g, lr):\n  # \x0c\x0b\n  u = sgn(g)\n  return u\n",
     "def train(w, g, lr, be\u0301ta=0.5, β=0.25):\n  u = g * béta + β\n  return u * lr\n".encode(),
     b"def train(w, g, lr):\n  u = g * 3e-324 + 7 ** 150\n  return u * lr\n",

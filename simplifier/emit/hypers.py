@@ -174,12 +174,14 @@ def _state_dependent(program: Program) -> set[str]:
     return dep
 
 
-def _consumer_var(program: Program, target: str, uses: dict[str, list[int]]) -> str:
+def _consumer_var(
+    program: Program, target: str, uses: dict[str, list[int]], defining: dict[str, Stmt]
+) -> str:
     """The source variable a temporary ends up in (for naming its constants)."""
     seen: set[str] = set()
     while target not in seen:
         seen.add(target)
-        stmt = next(s for s in program.body if s.target == target)
+        stmt = defining[target]
         if stmt.var is not None:
             return stmt.var
         readers = uses.get(target, [])
@@ -367,7 +369,7 @@ def extract_hypers(program: Program) -> Extracted:
     beta_keys = _betas(program, user)
     wd_key = _weight_decay(program, user, beta_keys)
     types = infer_types(program)
-    uses = program.uses()
+    uses, defining = program.uses(), program.defining()
     dep = _state_dependent(program)
 
     ns = Namespace(RESERVED | {"lr", "betas", "weight_decay"})
@@ -419,7 +421,9 @@ def extract_hypers(program: Program) -> Extracted:
                 naming.sites[(s.target, j)] = shared[("eps", a.value)]
             else:  # a constant written several times is one hyper (set consistently)
                 words = _ROLE_WORDS.get(s.op, ("arg",))
-                var = s.var if s.var is not None else _consumer_var(program, s.target, uses)
+                var = (
+                    s.var if s.var is not None else _consumer_var(program, s.target, uses, defining)
+                )
                 hint = f"{identifier(var)}_{words[min(j, len(words) - 1)]}"
                 if ("other", a.value) not in shared:
                     shared[("other", a.value)] = naming.new(hint, a.value, naming.others)

@@ -111,12 +111,13 @@ class Namespace:
 
     def __init__(self, reserved: tuple[str, ...] | frozenset[str] = RESERVED) -> None:
         self._taken: set[str] = {unicodedata.normalize("NFKC", n) for n in reserved}
+        self._last: dict[str, int] = {}  # base -> the last suffix handed out (names only grow)
 
     def name(self, hint: str) -> str:
         """A fresh identifier for ``hint`` (``m``, then ``m_1``, ``m_2``...)."""
         base = identifier(hint)
-        candidate = base
-        n = 0
+        n = self._last.get(base, 0)  # every smaller suffix is taken: linear, not quadratic
+        candidate = base if n == 0 else f"{base.lstrip('_') or 't'}_{n}"
         while (
             candidate in self._taken
             or keyword.iskeyword(candidate)
@@ -127,6 +128,7 @@ class Namespace:
             n += 1
             candidate = f"{base.lstrip('_') or 't'}_{n}"
         self._taken.add(candidate)
+        self._last[base] = n
         return candidate
 
     def reserve(self, name: str) -> None:

@@ -92,6 +92,13 @@ def const(value: Fraction | int) -> Node:
     return Node.make("const", (), v)
 
 
+def _single(value: Fraction) -> bool:
+    """Whether a constant is written as one literal: a short finite decimal, or an integer
+    the language can write (``2 ** 100`` folds to ``1267650600228229401496703205376``, not to
+    that over ``1``)."""
+    return printable(value) or (value.denominator == 1 and is_literal(value))
+
+
 def op(name: str, *args: Node) -> Node:
     return Node.make(name, tuple(args))
 
@@ -156,7 +163,7 @@ class Converter:
 
     def number(self, value: Fraction) -> Node:
         """An exact constant; one that is not a finite decimal is written as a quotient."""
-        if printable(value):
+        if _single(value):
             return const(value)
         num, den = const(value.numerator), const(value.denominator)
         return self.quotient(num if value.numerator != 1 else None, den)
@@ -264,7 +271,7 @@ class Converter:
                 (num_t if tensor else num_s).append(f)
         if coeff != 1:
             value = Fraction(int(coeff.p), int(coeff.q))
-            if printable(value):
+            if _single(value):
                 num_s.append(const(-value if negative else value))
                 negative = False
             else:
