@@ -599,3 +599,46 @@ def test_a_kernel_that_fails_to_compile_falls_back_to_foreach_with_a_warning() -
         train(cls, fused, fused=True)
     train(cls, plain, foreach=True)
     assert_same(fused, plain, 0)
+
+
+# -- 11. a readable module -----------------------------------------------------------------------
+RUNTIME = Path(__file__).resolve().parent.parent / "simplifier" / "emit" / "runtime.py"
+MARKER = "# -- The machinery below is copied from simplifier/emit/runtime.py"
+
+
+def _definitions(source: str) -> dict[str, str]:
+    import ast
+
+    tree = ast.parse(source)
+    out = {}
+    for node in tree.body:
+        name = getattr(node, "name", None)
+        if name is None and isinstance(node, (ast.Assign, ast.AnnAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            name = getattr(target, "id", None)
+        if name is not None:
+            out[name] = ast.get_source_segment(source, node) or ""
+    return out
+
+
+@corpus
+def test_the_module_reads_class_first_and_copies_its_machinery_from_runtime(name: str) -> None:
+    """The class comes first, then the step functions with the program's math; below a marker,
+    the shared machinery, each definition copied verbatim from ``simplifier/emit/runtime.py``
+    (where ruff and mypy check it), and only there."""
+    from simplifier.emit import emit_torch
+
+    source = emit_torch(parse(TEXT[name], f"corpus/{name}.py"))
+    head, marker, tail = source.partition(MARKER)
+    assert marker, "no machinery marker"
+    tail = tail.split("\n", 1)[1]  # the rest of the marker's line
+    runtime = _definitions(RUNTIME.read_text(encoding="utf-8"))
+    own, copied = _definitions(head), _definitions(tail)
+    first = next(iter(k for k in own if k != "__all__"))
+    assert first == klass(name).__name__
+    assert head.count("\n") < 450  # the program's part (the class, its step functions) is short
+    for fn in ("_single_tensor_step", "_foreach_step", "_fused_step", "_kernel"):
+        assert fn in own and fn not in runtime
+    assert copied and not set(own) & set(runtime)
+    for key, text in copied.items():
+        assert runtime.get(key) == text, f"{key} differs from runtime.py's"
