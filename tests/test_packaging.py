@@ -53,3 +53,20 @@ def test_changelog_and_contributing() -> None:
     assert {"LICENSE", "CHANGELOG.md", "CONTRIBUTING.md"} <= set(
         sdist["build"]["targets"]["sdist"]["include"]
     )
+
+
+def test_dependencies_never_replace_the_users_torch() -> None:
+    """No upper bound on torch (a new release must not be downgraded); CI pins the one it tests."""
+    (torch,) = [d for d in PROJECT["dependencies"] if d.startswith("torch")]
+    assert torch == "torch>=2.3"
+    assert "torch==" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_wheel_ships_the_corpus_and_the_grammar() -> None:
+    """The README's examples run from an installed package (``--example NAME``)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert include == {
+        "grammar/optimizer.lark": "simplifier/grammar/optimizer.lark",
+        "corpus": "simplifier/corpus",
+    }
