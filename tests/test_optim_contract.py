@@ -661,9 +661,10 @@ def test_the_module_reads_class_first_and_copies_its_machinery_from_runtime(name
     """The class comes first, then the step functions with the program's math; below a marker,
     the shared machinery, each definition copied verbatim from ``simplifier/emit/runtime.py``
     (where ruff and mypy check it), and only there."""
-    from simplifier.emit import emit_torch
+    import linecache
 
-    source = emit_torch(parse(TEXT[name], f"corpus/{name}.py"))
+    module = sys.modules[klass(name).__module__]  # compile_torch registers its source
+    source = "".join(linecache.getlines(module.__file__ or ""))
     head, marker, tail = source.partition(MARKER)
     assert marker, "no machinery marker"
     tail = tail.split("\n", 1)[1]  # the rest of the marker's line
