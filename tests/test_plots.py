@@ -34,6 +34,16 @@ def test_charts_show_round_baselines_sweep_and_rounds(toy_report: AblationReport
     assert sweep.get_xscale() == "log"
     (by_round,) = [ln for ln in rounds.lines if ln.get_gid() == "by-round"]
     assert list(by_round.get_ydata()) == [r.baseline.loss for r in toy_report.rounds]
+    labels = [t.get_text() for t in sweep.get_legend().get_texts()]
+    assert len(labels) == len(set(labels))  # each curve says which statement it lacks
+    # The legend of the bars sits below the axis label, overlapping no text.
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert not box.overlaps(bars.xaxis.label.get_window_extent(renderer))
+    assert not any(box.overlaps(t.get_window_extent(renderer)) for t in bars.get_xticklabels())
+    assert box.y0 >= 0 and box.x1 <= fig.bbox.x1
     assert plot_png(toy_report).startswith(b"\x89PNG")
 
 

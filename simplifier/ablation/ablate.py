@@ -732,7 +732,11 @@ def ablate(
 
 
 def _pct(loss: float, ref: float) -> str:
-    """The relative change as the table shows it: ``+1.90%``, ``>+1e4%`` past 10000%."""
+    """The relative change as the table shows it: ``+1.90%``, ``>+1e4%`` past 10000%.
+
+    >>> _pct(1.019, 1.0), _pct(2133987.3767, 1.0), _pct(0.5, 1.0)
+    ('+1.90%', '>+1e4%', '-50.00%')
+    """
     pct = 100 * (loss - ref) / abs(ref)
     return f"{pct:+.2f}%" if abs(pct) < 1e4 else ">+1e4%"
 

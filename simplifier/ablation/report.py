@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections import Counter
 from typing import Any
 
 from simplifier.printer import to_text
@@ -121,7 +122,8 @@ def plot_figure(report: AblationReport) -> Any:
     the loss of the program it was removed from *in its round* (the baseline it was judged
     against, which falls as statements go); the original's loss and the tolerance band.
     Top right, the lr sweep: validation loss against the lr multiplier for the original and
-    without each statement. Bottom right, the program's loss round by round.
+    without each statement. Bottom right, the program's loss round by round, marked with the
+    lines each round removed. The bars' legend sits below their axis label, in the figure.
     """
     require_matplotlib()
     import matplotlib
@@ -165,7 +167,16 @@ def plot_figure(report: AblationReport) -> Any:
     ax.set_title(
         f"ablation of {report.original.path}: green = removed, red = kept", fontsize=10, loc="left"
     )
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.07), ncol=3, fontsize=8, frameon=False)
+    height = fig.get_figheight()
+    bottom = 0.95 / height  # inches: tick labels and the axis label, then the legend below them
+    fig.legend(
+        *ax.get_legend_handles_labels(),
+        loc="lower left",
+        bbox_to_anchor=(0.2, 0.1 / height),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
 
     sweep = fig.add_subplot(grid[0, 1])
     scores = _round_scores(report)
@@ -176,10 +187,23 @@ def plot_figure(report: AblationReport) -> Any:
             xs, ys = zip(*sorted(pts), strict=True)
             sweep.plot(xs, ys, marker="o", ms=3, **style)  # type: ignore[arg-type]
 
+    top = cap * 1.08
+
+    on_line = Counter(r.line for r in rows)
+
+    def label(r: Row) -> str:
+        """The statement's line (and its text where two share the line); whether its curve is
+        above the chart (or diverged at every multiplier)."""
+        text = f"without line {r.line}"
+        if on_line[r.line] > 1:
+            text += f" ({r.statement if len(r.statement) <= 16 else r.statement[:13] + '...'})"
+        pts = [v for _, v, _ in scores[r.target].by_multiplier if math.isfinite(v)]
+        return text + (" (off the chart)" if not pts or min(pts) > top else "")
+
     for r in rows:
         if r.target in scores:
             colour = _REMOVED if r.decision == "removed" else _KEPT
-            curve(scores[r.target], color=colour, lw=1, alpha=0.7, label=f"without line {r.line}")
+            curve(scores[r.target], color=colour, lw=1, alpha=0.7, label=label(r))
     curve(base, color=_BASE, lw=2.4, label="original")
     sweep.set_xscale("log")
     sweep.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
@@ -187,13 +211,14 @@ def plot_figure(report: AblationReport) -> Any:
     tried = {m for sc in [base, *scores.values()] for m, _, _ in sc.by_multiplier}
     sweep.set_xticks(sorted(tried))
     sweep.tick_params(axis="x", labelsize=7)
-    sweep.set_ylim(max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
+    sweep.set_ylim(max(0.0, lo - 0.1 * (cap - lo)), top)
     sweep.yaxis.tick_right()
     sweep.set_xlabel("lr multiplier")
     sweep.set_ylabel("validation loss")
     sweep.yaxis.set_label_position("right")
     sweep.set_title("lr sweep (each in the round it was measured)", fontsize=10, loc="left")
-    sweep.legend(fontsize=7, ncol=2, frameon=False)
+    ncol = 1 if len(scores) < 4 else 2
+    sweep.legend(fontsize=7, ncol=ncol, loc="best", framealpha=0.85, edgecolor="none")
 
     by_round = fig.add_subplot(grid[1, 1])
     xs = [rnd.index for rnd in report.rounds]
@@ -202,11 +227,11 @@ def plot_figure(report: AblationReport) -> Any:
     trend = by_round.errorbar(xs, ys, yerr=es, color=_BASE, marker="o", capsize=3, lw=1.5)
     trend.lines[0].set_gid("by-round")
     by_round.axhspan(base.loss - limit, base.loss + limit, color="grey", alpha=0.2)
-    lines = {r.target: r.line for r in rows}
     for rnd in report.rounds:
-        if rnd.accepted is not None:
+        removed = [str(r.line) for r in rows if r.decision == "removed" and r.round == rnd.index]
+        if rnd.accepted is not None and removed:  # a removal can take dead statements along
             by_round.annotate(
-                f"-line {lines.get(rnd.accepted, '?')}",
+                f"-line {', '.join(removed)}",
                 (rnd.index, rnd.baseline.loss),
                 textcoords="offset points",
                 xytext=(6, 6),
@@ -221,5 +246,5 @@ def plot_figure(report: AblationReport) -> Any:
     by_round.set_title(
         "the program's loss, round by round (band: tolerance)", fontsize=10, loc="left"
     )
-    fig.subplots_adjust(left=0.2, right=0.93, top=0.94, bottom=0.12)
+    fig.subplots_adjust(left=0.2, right=0.93, top=1 - 0.35 / height, bottom=bottom)
     return fig
