@@ -393,7 +393,8 @@ _OPS += [
     # where(c, a, b): a where c != 0 (NaN counts as true, as in Python), else b. Its own rule in
     # each interpretation but NumPy's (numpy.where reads c the same way).
     Op("where", Kind.TERNARY, 3, numpy="where"),
-    Op("clamp", Kind.TERNARY, 3, formula=Formula("minimum(maximum(x, y), a)")),
+    # Compound: lowered before emission, so that its parts are planned by their own kinds.
+    Op("clamp", Kind.TERNARY, 3, formula=Formula("minimum(maximum(x, y), a)"), compound=True),
     Op("norm", Kind.REDUCTION, 1, tensor_args=(0,)),
     # Per-tensor sums and sizes: enough to define most reductions as formulas (mean below).
     Op("sum", Kind.REDUCTION, 1, tensor_args=(0,)),

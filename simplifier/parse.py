@@ -619,6 +619,13 @@ def _bind_values(program: Program, values: Mapping[str, HyperValue], fail) -> Pr
     return program
 
 
+# Functions a misspelling may suggest either of: the hint says what both do.
+_EASILY_CONFUSED = {
+    "clamp": "clamp(x, lo, hi) bounds each entry to [lo, hi]",
+    "clip": "clip(x, c) rescales x so that its global norm is at most c",
+}
+
+
 class _Lower:
     """Surface AST -> SSA statements, with the name, arity and role checks."""
 
@@ -791,6 +798,8 @@ class _Lower:
                 raise self.fail(f"{e.fn!r} is a variable, not a function", e.loc)
             hint = difflib.get_close_matches(e.fn, list(CALLABLE), n=1, cutoff=0.5)
             more = f"; did you mean {hint[0]!r}?" if hint else ""
+            if hint and CALLABLE[hint[0]] in _EASILY_CONFUSED:  # say what each one does
+                more += " (" + "; ".join(_EASILY_CONFUSED.values()) + ")"
             raise self.fail(f"unknown function {e.fn!r}{more}", e.loc)
         if len(e.args) != op.arity:
             plural = "argument" if op.arity == 1 else "arguments"

@@ -114,13 +114,6 @@ def _f_where(a: list[A]) -> str:
     return f"torch.where({c.src} != 0, {x.src}, {y.src})"
 
 
-def _f_clamp(a: list[A]) -> str:
-    x, lo, hi = a
-    if x.tensor and not lo.tensor and not hi.tensor:
-        return f"torch.clamp({x.src}, {lo.src}, {hi.src})"
-    return _f_formula("clamp")(a)
-
-
 def _join(args: tuple[A, ...]) -> str:
     kinds = {a.kind for a in args}
     return "T" if "T" in kinds else "S" if "S" in kinds else "N"
@@ -153,7 +146,6 @@ FUNCTIONAL: dict[str, Callable[[list[A]], str]] = {
     "interp": lambda a: f"(1.0 - {a[2].src}) * {a[0].src} + {a[2].src} * {a[1].src}",
     **{op: _f_compare(op) for op in _COMPARE},
     "where": _f_where,
-    "clamp": _f_clamp,
     "norm": lambda a: f"torch.linalg.vector_norm({a[0].src})",
     "sum": lambda a: f"torch.sum({a[0].src})",
     "numel": lambda a: f"{a[0].src}.new_tensor({a[0].src}.numel())",
@@ -169,7 +161,7 @@ FUNCTIONAL.update(
     {
         name: _f_formula(name)
         for name, op in OPS.items()
-        if op.elementwise and name not in FUNCTIONAL
+        if op.elementwise and not op.compound and name not in FUNCTIONAL
     }
 )
 
@@ -260,15 +252,6 @@ def _eager_compare(op: str) -> EagerRule:
     return EagerRule(_f_compare(op), write)
 
 
-def _clamp_write(a: list[A], dest: str) -> str | None:
-    x, lo, hi = a
-    if x.kind != "T" or lo.tensor or hi.tensor:
-        return None
-    if x.src == dest:
-        return f"{dest}.clamp_({lo.src}, {hi.src})"
-    return f"torch.clamp({x.src}, {lo.src}, {hi.src}, out={dest})"
-
-
 def _lerp_ok(a: list[A]) -> bool:
     return a[0].kind == "T" and a[1].kind == "T" and a[2].kind in ("N", "S")
 
@@ -322,7 +305,6 @@ EAGER: dict[str, EagerRule] = {
     "minimum": _eager_extremum("minimum"),
     "interp": EagerRule(_interp_expr, _interp_write),
     **{op: _eager_compare(op) for op in _COMPARE},
-    "clamp": EagerRule(_f_clamp, _clamp_write),
     **{op: _scalar_rule(op) for op in ("norm", "sum", "numel", "ndim")},
     "tensor_dot": EagerRule(
         lambda a: f"torch.dot({a[0].src}.reshape(-1), {a[1].src}.reshape(-1))", _no_write
@@ -415,17 +397,6 @@ def _no_foreach(a: list[A], pos: int | None) -> str | None:
     return None
 
 
-def _fe_clamp(a: list[A], pos: int | None) -> str | None:
-    x, lo, hi = a
-    if x.kind != "T" or lo.kind != "N" or hi.kind != "N" or pos not in (None, 0):
-        return None
-    inplace = "_" if pos == 0 else ""
-    low = f"torch._foreach_clamp_min{inplace}({x.src}, {lo.src})"
-    if pos == 0:
-        return f"{low}\ntorch._foreach_clamp_max_({x.src}, {hi.src})"
-    return f"torch._foreach_clamp_max({low}, {hi.src})"
-
-
 def _fe_norm(a: list[A], pos: int | None) -> str | None:
     return f"torch._foreach_norm({a[0].src})" if a[0].kind == "T" and pos is None else None
 
@@ -439,7 +410,6 @@ FOREACH: dict[str, Callable[[list[A], int | None], str | None]] = {
     },
     "interp": _fe_interp,
     "where": _no_foreach,
-    "clamp": _fe_clamp,
     "norm": _fe_norm,
     "sum": _no_foreach,
     "numel": _no_foreach,
