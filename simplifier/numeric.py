@@ -45,7 +45,7 @@ def _numpy_rule(op: Op) -> Callable[..., Array] | None:
     f = getattr(np, op.numpy)
     if op.truth:  # a comparison: booleans as 1.0 / 0.0
         return lambda x, y: f(x, y).astype(np.float64)
-    return f  # type: ignore[no-any-return]
+    return f
 
 
 NUMPY_IMPL: dict[str, Callable[..., Array]] = elementwise_table(_numpy_rule, float)
@@ -59,7 +59,7 @@ def _torch_rule(op: Op) -> Callable[..., Array] | None:
     f = getattr(torch, op.torch)
     if op.truth:  # a comparison: booleans as 1.0 / 0.0 in the arguments' floating type
         return lambda x, y: f(x, y).to(torch.result_type(x, y))
-    return f  # type: ignore[no-any-return]
+    return f
 
 
 def _torch_where(c: Array, a: Array, b: Array) -> Array:
@@ -252,6 +252,23 @@ def _ndim(x: Array) -> int:
 GradSource = Sequence[Value] | Callable[[int, Value], Value]
 
 
+def initial_states(
+    program: Program, shapes: Sequence[int | tuple[int, ...]], backend: Backend = NUMPY
+) -> dict[str, Value]:
+    """Every state at step 0 (:attr:`Program.initial`), one array per parameter shape.
+
+    >>> from simplifier.parse import parse
+    >>> p = parse("def f(w, g, m, v: state = 0.5):\\n  return g, m, v\\n")
+    >>> {s: [x.tolist() for x in v] for s, v in initial_states(p, [2, 1]).items()}
+    {'m': [[0.0, 0.0], [0.0]], 'v': [[0.5, 0.5], [0.5]]}
+    """
+    like = [backend.array(np.zeros(s)) for s in shapes]
+    return {
+        name: [backend.broadcast(backend.scalar(float(v)), x) for x in like]
+        for name, v in program.initial.items()
+    }
+
+
 def run(
     program: Program,
     weights: Sequence[Array],
@@ -276,10 +293,7 @@ def run(
         if callable(grads):
             raise ValueError("steps is required when grads is a function")
         steps = len(grads)
-    states: dict[str, Value] = {
-        name: [backend.broadcast(backend.scalar(float(v)), x) for x in w]
-        for name, v in program.initial.items()
-    }
+    states = initial_states(program, [tuple(x.shape) for x in w], backend)
     trace = Trace()
     for t in range(steps):
         g = grads(t, w) if callable(grads) else grads[t]

@@ -352,9 +352,7 @@ _OPS += [
     _binary("power", "pow", "pow", "**"),
     # Python's floor modulo (the result has the divisor's sign; x % 0 is NaN), as numpy.mod
     # and torch.remainder compute it; SymPy's Mod means the same over the reals.
-    _binary(
-        "mod", "remainder", "mod", "%", foreach=False, sympy="Mod", algebraic=False
-    ),
+    _binary("mod", "remainder", "mod", "%", foreach=False, sympy="Mod", algebraic=False),
     _compare("lt", "<", "less", "Lt"),
     _compare("le", "<=", "less_equal", "Le"),
     _compare("gt", ">", "greater", "Gt"),

@@ -327,7 +327,9 @@ CASES = [
         ("comparisons do not chain", "(a < b) * (b < c)"),
     ),
     Bad("not", HEAD + "  u = !g\n  return u\n", 2, 7, ("'!' is not an operator", "'!='")),
-    Bad("comparison-operand", HEAD + "  u = g < \n  return u\n", 2, 11, ("unexpected end of line",)),
+    Bad(
+        "comparison-operand", HEAD + "  u = g < \n  return u\n", 2, 11, ("unexpected end of line",)
+    ),
     Bad("dict", HEAD + "  u = {}\n  return g\n", 2, 7, ("dicts",)),
     # layout
     Bad(

@@ -11,10 +11,10 @@ left after dead-code elimination across steps. It is invariant under:
 - how a constant is spelled (``0.5``, ``.5``, ``5e-1``: constants are exact fractions);
 - the order and names of states: a state is identified by its content, by iterative label
   refinement over the state cycle (Weisfeiler-Lehman style): every state starts with the
-  label of its initial value (zero unless declared, ``v: state = 1e-6``), each round relabels a state by the digest of its
-  update expression under the previous labels, and rounds stop when the partition of states
-  stops splitting. Two states in one class compute the same value at every step, so
-  the classes are deduplicated.
+  label of its initial value (zero unless declared, ``v: state = 1e-6``), each round
+  relabels a state by the digest of its update expression under the previous labels, and
+  rounds stop when the partition of states stops splitting. Two states in one class compute
+  the same value at every step, so the classes are deduplicated.
 
 When it can be wrong (see ``docs/analysis.md``): a false "different" for programs that are
 equal by algebra rather than by structure (``x + x`` vs ``2 * x``, ``interp(x, y, a)`` vs

@@ -209,14 +209,15 @@ def _lower_stmt(b: _Builder, s: Stmt, args: list[Arg], owner: str) -> str:
     return _REDUCTIONS[s.op](b, hint, args, s.var)
 
 
+def _local(op: str) -> Callable[[_Builder, str, list[Arg], str | None], str]:
+    """A reduction of one tensor: a per-parameter 0-d tensor."""
+    return lambda b, hint, args, var: b.emit(hint, op, args, VKind.LOCAL, var=var)
+
+
 # The primitive reductions (compound ops and hero protections are lowered before, by
 # :class:`~simplifier.passes.lower.Lower`): one rule each, keyed by op.
 _REDUCTIONS: dict[str, Callable[[_Builder, str, list[Arg], str | None], str]] = {
-    **{
-        name: (lambda b, hint, args, var, name=name: b.emit(hint, name, args, VKind.LOCAL, var=var))
-        for name in PRIMITIVE_REDUCTIONS
-        if not OPS[name].global_reduction  # norm, sum, numel, ndim: one tensor's
-    },
+    **{name: _local(name) for name in PER_TENSOR_OPS - INTERNAL_OPS.keys()},  # norm, sum, ...
     "global_norm": lambda b, hint, args, var: b.global_norm(hint, args[0]),
     "dot": lambda b, hint, args, var: b.dot(hint, args[0], args[1]),
 }

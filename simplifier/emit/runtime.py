@@ -127,9 +127,9 @@ def _step(opt: Any, closure: Callable[[], float] | None) -> float | None:
 def _gather(
     opt: Any, group: dict[str, Any]
 ) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:
-    """The group's parameters that have a gradient, with their states (made lazily, at their initial values) and
-    step counts (incremented). Complex parameters (element-wise programs only) as their real
-    views, as torch.optim steps them."""
+    """The group's parameters that have a gradient, with their states (made lazily, at their
+    initial values) and step counts (incremented). Complex parameters (element-wise programs
+    only) as their real views, as torch.optim steps them."""
     name = type(opt).__name__
     params: list[Tensor] = []
     grads: list[Tensor] = []

@@ -108,7 +108,9 @@ def _f_where(a: list[A]) -> str:
     if like is None:
         return f"({x.src} if {c.src} != 0 else {y.src})"
     if not c.tensor:  # a number: as a boolean 0-d tensor where the tensors are
-        return f"torch.where({like.src}.new_tensor({c.src} != 0, dtype=torch.bool), {x.src}, {y.src})"
+        return (
+            f"torch.where({like.src}.new_tensor({c.src} != 0, dtype=torch.bool), {x.src}, {y.src})"
+        )
     if not (x.tensor or y.tensor):  # two numbers: a tensor of c's dtype, not torch's default
         return f"torch.where({c.src} != 0, {c.src}.new_tensor({x.src}), {y.src})"
     return f"torch.where({c.src} != 0, {x.src}, {y.src})"

@@ -253,7 +253,8 @@ def _step(
 def run(
     program: Program, steps: Sequence[Inputs], semantics: Semantics = "math"
 ) -> tuple[list[Value], list[dict[str, Value]]]:
-    """Run from the initial states over the given inputs: the updates and the states after each step."""
+    """Run from the initial states over the given inputs: the updates, and the states after
+    each step."""
     updates: list[Value] = []
     history: list[dict[str, Value]] = []
     lowered = Lower(semantics).run(program)
