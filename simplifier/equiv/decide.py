@@ -4,7 +4,8 @@ SymPy's ``expand`` settles polynomial and rational identities. What it cannot de
 ``abs``, ``maximum``, ``minimum`` mixed with division, as in ``m / abs(m)`` vs ``sign(m)``, and
 the comparisons and ``where``, which SymPy holds as ``Piecewise``) goes to z3 over real
 arithmetic: the piecewise functions become ``If`` terms, so z3 splits on the signs involved;
-``floor`` is z3's ``ToInt`` (exact), ``%`` an uninterpreted function. The encoding is sound, never optimistic:
+``floor`` is z3's ``ToInt`` (exact), ``%`` an uninterpreted function. The encoding is sound,
+never optimistic:
 
 - element-wise transcendental functions (``cosh``, ``arcsin``, ``exp``, real powers ...) become
   uninterpreted functions: equal arguments give equal results, nothing more is assumed (a few

@@ -1,8 +1,8 @@
 """Inductive equivalence proofs: a linear state correspondence preserved by every step.
 
-Two programs A and B are equivalent when, from their initial states, they produce the same update at every
-step. The proof is a simulation: a linear map ``M`` with ``state_B = M @ state_A`` (over the live
-states; dead states cannot reach an update) such that
+Two programs A and B are equivalent when, from their initial states, they produce the same
+update at every step. The proof is a simulation: a linear map ``M`` with
+``state_B = M @ state_A`` (over the live states; dead states cannot reach an update) such that
 
 1. it holds initially: ``M @ init_A = init_B`` for the states' initial values (zero unless a
    program gives one, ``v: state = 1e-6``: with zeros, true for every linear map);
