@@ -130,6 +130,19 @@ class Program:
         return tuple(p.name for p in self.params_with(Role.STATE))
 
     @property
+    def initial(self) -> dict[str, Fraction]:
+        """Each state's value at step 0: its default (``v: state = 1e-6``), else 0.
+
+        >>> from simplifier.parse import parse
+        >>> parse("def f(w, g, m, v: state = 0.5):\\n  return g, m, v\\n").initial
+        {'m': Fraction(0, 1), 'v': Fraction(1, 2)}
+        """
+        return {
+            p.name: p.default.value if p.default is not None else Fraction(0)
+            for p in self.params_with(Role.STATE)
+        }
+
+    @property
     def hypers(self) -> tuple[Param, ...]:
         return self.params_with(Role.HYPER)
 

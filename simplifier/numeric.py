@@ -16,6 +16,7 @@ NumPy (float64) and PyTorch (any dtype, any device); two semantics: ``math`` and
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,7 +40,12 @@ CONSTANTS: dict[str, float] = {
 
 # -- element-wise rules, one table per backend, from the op table's spellings ------------------
 def _numpy_rule(op: Op) -> Callable[..., Array] | None:
-    return getattr(np, op.numpy) if op.numpy else None
+    if not op.numpy:
+        return None
+    f = getattr(np, op.numpy)
+    if op.truth:  # a comparison: booleans as 1.0 / 0.0
+        return lambda x, y: f(x, y).astype(np.float64)
+    return f
 
 
 NUMPY_IMPL: dict[str, Callable[..., Array]] = elementwise_table(_numpy_rule, float)
@@ -48,11 +54,22 @@ NUMPY_IMPL: dict[str, Callable[..., Array]] = elementwise_table(_numpy_rule, flo
 def _torch_rule(op: Op) -> Callable[..., Array] | None:
     import torch
 
-    return getattr(torch, op.torch) if op.torch else None
+    if not op.torch:
+        return None
+    f = getattr(torch, op.torch)
+    if op.truth:  # a comparison: booleans as 1.0 / 0.0 in the arguments' floating type
+        return lambda x, y: f(x, y).to(torch.result_type(x, y))
+    return f
+
+
+def _torch_where(c: Array, a: Array, b: Array) -> Array:
+    import torch
+
+    return torch.where(c != 0, a, b)
 
 
 def _torch_impl() -> dict[str, Callable[..., Array]]:
-    return elementwise_table(_torch_rule, float)
+    return elementwise_table(_torch_rule, float, {"where": _torch_where})
 
 
 def hero_overrides(impl: dict[str, Callable[..., Array]]) -> dict[str, Callable[..., Array]]:
@@ -133,6 +150,9 @@ def step_rules(backend: Backend) -> Callable[[Stmt, list[Value]], Value]:
 
     reductions: dict[str, Callable[[list[Value], int], Value]] = {
         "norm": lambda a, n: [sqrt(backend.sum(mul(x, x))) for x in a[0]],
+        "sum": lambda a, n: [backend.sum(x) for x in a[0]],
+        "numel": lambda a, n: [backend.scalar(float(math.prod(x.shape))) for x in a[0]],
+        "ndim": lambda a, n: [backend.scalar(float(len(x.shape))) for x in a[0]],
         "global_norm": lambda a, n: [gnorm(a[0])] * n,
         "dot": lambda a, n: [backend.total([mul(x, y) for x, y in zip(*a, strict=True)])] * n,
     }
@@ -232,6 +252,23 @@ def _ndim(x: Array) -> int:
 GradSource = Sequence[Value] | Callable[[int, Value], Value]
 
 
+def initial_states(
+    program: Program, shapes: Sequence[int | tuple[int, ...]], backend: Backend = NUMPY
+) -> dict[str, Value]:
+    """Every state at step 0 (:attr:`Program.initial`), one array per parameter shape.
+
+    >>> from simplifier.parse import parse
+    >>> p = parse("def f(w, g, m, v: state = 0.5):\\n  return g, m, v\\n")
+    >>> {s: [x.tolist() for x in v] for s, v in initial_states(p, [2, 1]).items()}
+    {'m': [[0.0, 0.0], [0.0]], 'v': [[0.5, 0.5], [0.5]]}
+    """
+    like = [backend.array(np.zeros(s)) for s in shapes]
+    return {
+        name: [backend.broadcast(backend.scalar(float(v)), x) for x in like]
+        for name, v in program.initial.items()
+    }
+
+
 def run(
     program: Program,
     weights: Sequence[Array],
@@ -243,7 +280,8 @@ def run(
     backend: Backend = NUMPY,
     apply_updates: bool = True,
 ) -> Trace:
-    """Run ``steps`` steps from zero state; ``grads`` is a list per step or ``f(step, weights)``.
+    """Run ``steps`` steps from the initial states (:attr:`Program.initial`, zero unless the
+    program gives one); ``grads`` is a list per step or ``f(step, weights)``.
 
     With ``apply_updates`` the loop is the paper's: ``w = w - update`` after each step.
     ``lrs`` gives the lr schedule value per step (default 1.0). Steps are 0-based here; the
@@ -255,8 +293,7 @@ def run(
         if callable(grads):
             raise ValueError("steps is required when grads is a function")
         steps = len(grads)
-    zeros = [x * 0 for x in w]
-    states: dict[str, Value] = {name: list(zeros) for name in program.states}
+    states = initial_states(program, [tuple(x.shape) for x in w], backend)
     trace = Trace()
     for t in range(steps):
         g = grads(t, w) if callable(grads) else grads[t]

@@ -39,6 +39,7 @@ class Kind(Enum):
     UNARY = "unary"  # element-wise, one argument
     BINARY = "binary"  # element-wise, two arguments
     MIX = "mix"  # interp(x, y, a): element-wise, a must be a scalar
+    TERNARY = "ternary"  # element-wise, three arguments, all broadcast: where, clamp
     REDUCTION = "reduction"  # tensor(s) -> scalar
     CLIP = "clip"  # clip(x, c): x rescaled by a global reduction, c must be a scalar
     CONSTANT = "constant"  # no arguments, a scalar
@@ -193,10 +194,13 @@ class Op:
     algebraic: bool = False  # SymPy folding looks into it (else it is an opaque function)
     value: float | None = None  # a constant's value (float64)
     exact: Fraction | None = None  # a constant's exact value, when it is rational
+    # A comparison: the spellings return booleans (NaN compares false, except with `!=`);
+    # the language's value is 1.0 where the relation holds and 0.0 where it does not.
+    truth: bool = False
 
     @property
     def elementwise(self) -> bool:
-        return self.kind in (Kind.UNARY, Kind.BINARY, Kind.MIX)
+        return self.kind in (Kind.UNARY, Kind.BINARY, Kind.MIX, Kind.TERNARY)
 
 
 def _f(text: str | None) -> Formula | None:
@@ -284,6 +288,7 @@ _OPS: list[Op] = [
     _unary("reciprocal", None, "reciprocal", foreach=True, formula="1 / x", algebraic=True),
     _unary("negative", "negative", "neg", foreach=True, formula="0 - x", algebraic=True),
     _unary("sigmoid", None, "sigmoid", foreach=True, mpmath="sigmoid", formula="1 / (1 + exp(-x))"),
+    _same("floor", foreach=True),
 ]
 
 
@@ -295,10 +300,13 @@ def _binary(
     *,
     numpy: str | None = None,
     inplace: bool = True,
+    foreach: bool = True,
     commutative: bool = False,
     aliases: tuple[str, ...] = (),
     sympy: str | None = None,
     hero: str | None = None,
+    algebraic: bool = True,
+    truth: bool = False,
 ) -> Op:
     return Op(
         name,
@@ -310,11 +318,29 @@ def _binary(
         numpy=numpy or name,
         torch=torch,
         inplace=f"{torch}_" if inplace else None,
-        foreach=torch,
+        foreach=torch if foreach else None,
         sympy=sympy,
         operator=operator,
         hero=_f(hero),
-        algebraic=True,
+        algebraic=algebraic,
+        truth=truth,
+    )
+
+
+def _compare(name: str, infix: str, numpy: str, sympy: str, commutative: bool = False) -> Op:
+    """A comparison ``x <infix> y``: 1.0 where it holds, else 0.0 (torch and Python spell it
+    ``name``; SymPy's relational class is ``sympy``)."""
+    return _binary(
+        name,
+        name,
+        name,
+        infix,
+        numpy=numpy,
+        foreach=False,
+        commutative=commutative,
+        sympy=sympy,
+        algebraic=False,
+        truth=True,
     )
 
 
@@ -324,6 +350,15 @@ _OPS += [
     _binary("mul", "mul", "mul", "*", commutative=True, numpy="multiply"),
     _binary("div", "div", "truediv", "/", numpy="divide", hero="x / (y + get_eps())"),
     _binary("power", "pow", "pow", "**"),
+    # Python's floor modulo (the result has the divisor's sign; x % 0 is NaN), as numpy.mod
+    # and torch.remainder compute it; SymPy's Mod means the same over the reals.
+    _binary("mod", "remainder", "mod", "%", foreach=False, sympy="Mod", algebraic=False),
+    _compare("lt", "<", "less", "Lt"),
+    _compare("le", "<=", "less_equal", "Le"),
+    _compare("gt", ">", "greater", "Gt"),
+    _compare("ge", ">=", "greater_equal", "Ge"),
+    _compare("eq", "==", "equal", "Eq", commutative=True),
+    _compare("ne", "!=", "not_equal", "Ne", commutative=True),
     _binary(
         "maximum",
         "maximum",
@@ -353,7 +388,24 @@ _OPS += [
         formula=Formula("(1 - a) * x + a * y"),
         algebraic=True,
     ),
+    # where(c, a, b): a where c != 0 (NaN counts as true, as in Python), else b. Its own rule in
+    # each interpretation but NumPy's (numpy.where reads c the same way).
+    Op("where", Kind.TERNARY, 3, numpy="where"),
+    # Compound: lowered before emission, so that its parts are planned by their own kinds.
+    Op("clamp", Kind.TERNARY, 3, formula=Formula("minimum(maximum(x, y), a)"), compound=True),
     Op("norm", Kind.REDUCTION, 1, tensor_args=(0,)),
+    # Per-tensor sums and sizes: enough to define most reductions as formulas (mean below).
+    Op("sum", Kind.REDUCTION, 1, tensor_args=(0,)),
+    Op("numel", Kind.REDUCTION, 1, tensor_args=(0,)),
+    Op("ndim", Kind.REDUCTION, 1, tensor_args=(0,)),
+    Op(
+        "mean",
+        Kind.REDUCTION,
+        1,
+        tensor_args=(0,),
+        formula=Formula("sum(x) / numel(x)"),
+        compound=True,
+    ),
     Op("global_norm", Kind.REDUCTION, 1, tensor_args=(0,), global_reduction=True),
     Op("dot", Kind.REDUCTION, 2, commutative=True, tensor_args=(0, 1), global_reduction=True),
     Op(

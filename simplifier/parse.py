@@ -184,6 +184,12 @@ class _Build(Transformer_NonRecursive):
     def div(self, a, b):
         return self._binary("/", a, b)
 
+    def mod(self, a, b):
+        return self._binary("%", a, b)
+
+    def compare(self, a, op: Token, b):
+        return self._binary(str(op), a, b)
+
     def pow(self, a, b):
         return self._binary("**", a, b)
 
@@ -321,10 +327,7 @@ _CHAR_MESSAGES = {
     ";": "one statement per line: ';' is not allowed",
     "@": "decorators are not part of the language",
     "{": "dicts and sets are not part of the language",
-    "%": "'%' is not an operator of the language (use + - * / **)",
-    "<": "comparisons are not part of the language",
-    ">": "comparisons are not part of the language",
-    "!": "comparisons are not part of the language",
+    "!": "'!' is not an operator of the language ('!=' compares; there is no 'not')",
 }
 
 _TERMINAL_TEXT = {
@@ -333,7 +336,8 @@ _TERMINAL_TEXT = {
     "_NL": "end of line",
     "$END": "end of file",
     "<END-OF-FILE>": "end of file",
-    "AUGOP": "'+=', '-=', '*=' or '/='",
+    "AUGOP": "'+=', '-=', '*=', '/=' or '%='",
+    "COMPARE": "a comparison ('<', '<=', '>', '>=', '==' or '!=')",
 }
 
 
@@ -359,7 +363,7 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str
         if ch in _CHAR_MESSAGES:
             return _CHAR_MESSAGES[ch], line, col
         if ch == "=":
-            return "'=' is not allowed here (no keyword arguments or comparisons)", line, col
+            return "'=' is not allowed here (no keyword arguments; '==' compares)", line, col
         return (
             f"unexpected character {ch!r}; expected {_expected(parser, set(e.allowed))}",
             line,
@@ -372,6 +376,12 @@ def _syntax_error(e: lark.exceptions.UnexpectedInput, parser: Lark) -> tuple[str
             if "RETURN" in expected or "NAME" in expected:
                 return "missing return statement at the end of the body", line, col
             return f"unexpected end of file; expected {_expected(parser, expected)}", line, col
+        if tok.type == "COMPARE":
+            return (
+                "comparisons do not chain: write (a < b) * (b < c) for a < b < c",
+                line,
+                col,
+            )
         if tok.type == "EQUAL" and "RPAR" in expected:
             return "keyword arguments are not part of the language", line, col
         if tok.type == "COLON" and "DEF" not in expected:
@@ -609,6 +619,13 @@ def _bind_values(program: Program, values: Mapping[str, HyperValue], fail) -> Pr
     return program
 
 
+# Functions a misspelling may suggest either of: the hint says what both do.
+_EASILY_CONFUSED = {
+    "clamp": "clamp(x, lo, hi) bounds each entry to [lo, hi]",
+    "clip": "clip(x, c) rescales x so that its global norm is at most c",
+}
+
+
 class _Lower:
     """Surface AST -> SSA statements, with the name, arity and role checks."""
 
@@ -781,6 +798,8 @@ class _Lower:
                 raise self.fail(f"{e.fn!r} is a variable, not a function", e.loc)
             hint = difflib.get_close_matches(e.fn, list(CALLABLE), n=1, cutoff=0.5)
             more = f"; did you mean {hint[0]!r}?" if hint else ""
+            if hint and CALLABLE[hint[0]] in _EASILY_CONFUSED:  # say what each one does
+                more += " (" + "; ".join(_EASILY_CONFUSED.values()) + ")"
             raise self.fail(f"unknown function {e.fn!r}{more}", e.loc)
         if len(e.args) != op.arity:
             plural = "argument" if op.arity == 1 else "arguments"

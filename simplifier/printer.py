@@ -37,7 +37,11 @@ from simplifier.ir import (
 )
 from simplifier.ops import OPS
 
-PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "negative": 3, "power": 4}
+# Python's: comparisons bind loosest and do not chain; % binds like * and /.
+PRECEDENCE = {
+    **{op.name: 0 for op in OPS.values() if op.truth},
+    **{"add": 1, "sub": 1, "mul": 2, "div": 2, "mod": 2, "negative": 3, "power": 4},
+}
 ATOM = 5  # the precedence of a name, a call or a non-negative number
 INFIX: dict[str, str] = {op.name: op.infix for op in OPS.values() if op.infix}  # add -> "+"
 
@@ -68,6 +72,8 @@ def apply_text(op: str, args: Sequence[Text], *, call: bool = False) -> Text:
         (lt, lp), (rt, rp) = args
         if op == "power":  # right-associative, and binds tighter than a unary minus on its left
             left_ok, right_ok = lp > mine, rp >= PRECEDENCE["negative"]
+        elif OPS[op].truth:  # comparisons do not chain: a comparison operand is parenthesised
+            left_ok, right_ok = lp > mine, rp > mine
         else:
             left_ok, right_ok = lp >= mine, rp > mine
         lt = lt if left_ok else f"({lt})"

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simplifier.ir import Node, Program, Ref, dag
-from simplifier.numeric import Semantics, step
+from simplifier.numeric import Semantics, initial_states, step
 from simplifier.passes.base import (
     DEFAULT_TIME_LIMIT,
     NO_DEADLINE,
@@ -206,8 +206,7 @@ def compare_numerically(
     """
     rng = np.random.default_rng(seed)
     weights = [rng.normal(size=s) for s in SHAPES]
-    states_b = {s: [np.zeros(x) for x in SHAPES] for s in before.states}
-    states_a = {s: [np.zeros(x) for x in SHAPES] for s in after.states}
+    states_b, states_a = initial_states(before, SHAPES), initial_states(after, SHAPES)
     probes = [
         (_probe(before, node), o.relation)
         for o in obligations

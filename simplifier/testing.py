@@ -25,7 +25,9 @@ T = TypeVar("T")
 SAFE_UNARY = ("abs", "sign", "square", "tanh", "arctan", "sin", "cos", "negative", "cube", "sinh")
 ALL_UNARY = tuple(name for name, op in OPS.items() if op.kind is Kind.UNARY)
 SAFE_BINARY = ("add", "sub", "mul", "maximum", "minimum")
-ALL_BINARY = (*SAFE_BINARY, "div", "power")
+COMPARISONS = tuple(name for name, op in OPS.items() if op.truth)
+ALL_BINARY = (*SAFE_BINARY, "div", "power", "mod", *COMPARISONS)
+TERNARY = tuple(name for name, op in OPS.items() if op.kind is Kind.TERNARY)
 REDUCTIONS = tuple(name for name, op in OPS.items() if op.kind is Kind.REDUCTION)
 CONSTANT_OPS = tuple(name for name, op in OPS.items() if op.kind is Kind.CONSTANT)
 _CONSTANTS = ("0.9", "0.999", "0.1", "2", "0.5", "1e-8", "3", ".25", "1.5", "0.0002")
@@ -74,9 +76,10 @@ class Profile:
     clip: bool = True
     max_depth: int = 2
     constant_ops: bool = False  # leaves may be get_pi(), get_e(), get_eps()
+    ternary: tuple[str, ...] = TERNARY  # where(c, a, b), clamp(x, lo, hi)
 
 
-SAFE = Profile(unary=SAFE_UNARY, binary=SAFE_BINARY, reductions=True, clip=True)
+SAFE = Profile(unary=SAFE_UNARY, binary=SAFE_BINARY, reductions=True, clip=True, ternary=())
 
 
 def generate(c: Chooser, statements: int, profile: Profile = Profile()) -> str:
@@ -97,7 +100,12 @@ class _Generator:
         self.states = ["m", "v", "s"][:n_states]
         use_step = c.integer(0, 3) == 0
         hypers = ["beta", "eps"][: c.integer(0, 2)]
-        self.params = ["w", "g", *self.states, "lr", *(["step"] if use_step else [])]
+        # Some states start away from zero (``v: state=0.5``).
+        starts = [
+            f"{s}: state={c.choice(('0.5', '1e-6', '-1'))}" if c.integer(0, 3) == 0 else s
+            for s in self.states
+        ]
+        self.params = ["w", "g", *starts, "lr", *(["step"] if use_step else [])]
         self.params += [f"{h}={c.choice(('0.9', '0.5', '1e-8'))}" for h in hypers]
         self.types: dict[str, str] = {
             "w": "T",
@@ -157,9 +165,13 @@ class _Generator:
             forms.append("reduction")
         if self.profile.clip and kind != "S":
             forms.append("clip")
+        if self.profile.ternary:
+            forms.append("ternary")
         form = self.c.choice(forms)
         if form in _BINARY_FORMS:
             return self.mix(form, depth, kind)
+        if form == "ternary":
+            return self.ternary(depth, kind)
         if form == "unary":
             x, t = self.expr(depth - 1, kind)
             return f"{self.c.choice(self.profile.unary)}({x})", t
@@ -170,6 +182,18 @@ class _Generator:
         x, _ = self.expr(depth - 1, "T")
         s, _ = self.expr(depth - 1, "S")
         return f"clip({x}, {s})", "T"
+
+    def ternary(self, depth: int, kind: str | None) -> tuple[str, str]:
+        """``where(c, a, b)`` (c often a comparison) or ``clamp(x, lo, hi)``; all broadcast."""
+        op = self.c.choice(self.profile.ternary)
+        parts = [self.expr(depth - 1, None if kind != "S" else "S") for _ in range(3)]
+        if op == "where" and self.c.integer(0, 1) and COMPARISONS:
+            x, y = parts[0][0], self.expr(depth - 1, None if kind != "S" else "S")[0]
+            parts[0] = (f"({x} {_INFIX[self.c.choice(COMPARISONS)]} {y})", parts[0][1])
+        if kind == "T" and "T" not in (t for _, t in parts):
+            parts[1] = self.leaf("T")
+        t = "T" if "T" in (t for _, t in parts) else "S"
+        return f"{op}({', '.join(x for x, _ in parts)})", t
 
     def mix(self, form: str, depth: int, kind: str | None) -> tuple[str, str]:
         """A binary op or an interp of two expressions (a tensor among them if ``kind`` is T)."""

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from emit_support import group_lr, signature
 
+from simplifier.emit import compile_torch
 from simplifier.ir import Program
 from simplifier.numeric import NUMPY, Backend, Problem, run, torch_backend
 from simplifier.parse import parse, parse_file
@@ -79,16 +81,35 @@ def run_torch(
     make: Callable[[list[torch.Tensor], float], torch.optim.Optimizer],
     peak: float,
     state_keys: dict[str, str],
+    group_lr: Callable[[float], float] = float,
 ) -> History:
-    """Train with a torch optimizer; ``state_keys`` maps program state names to torch's."""
+    """Train with a torch optimizer; ``state_keys`` maps program state names to torch's;
+    ``group_lr`` gives the group's lr for the schedule's value (an emitted class may scale it).
+
+    torch's scalar states (NAdam's ``mu_product``, step counts) take the default dtype: float64
+    here, like everything else."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _run_torch(make, peak, state_keys, group_lr)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _run_torch(
+    make: Callable[[list[torch.Tensor], float], torch.optim.Optimizer],
+    peak: float,
+    state_keys: dict[str, str],
+    group_lr: Callable[[float], float],
+) -> History:
     params = [torch.tensor(x, dtype=torch.float64) for x in PROBLEM.init()]
     lr = schedule(peak)
-    opt = make(params, lr(0))
+    opt = make(params, group_lr(lr(0)))
     grads = PROBLEM.gradient_fn()
     out = History()
     for t in range(STEPS):
         for group in opt.param_groups:
-            group["lr"] = lr(t)
+            group["lr"] = group_lr(lr(t))
         before = [p.detach().clone() for p in params]
         for p, g in zip(params, grads(t, before), strict=True):
             p.grad = g.clone()
@@ -205,6 +226,51 @@ def adabelief_rule(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-16)
     return step
 
 
+def yogi_rule(
+    beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-3, v0: float = 1e-6
+) -> Rule:
+    """Zaheer et al. 2018, Algorithm 2 (no bias correction), v starting at ``v0``."""
+
+    def step(w: Arrays, g: Arrays, state: dict[str, Arrays], lr: float, t: int) -> Arrays:
+        m = _zeros(state, "m", w)
+        v = state.setdefault("v", [np.full_like(x, v0) for x in w])
+        new = []
+        for i in range(len(w)):
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+            g2 = g[i] * g[i]
+            v[i] = v[i] - (1 - beta2) * np.sign(v[i] - g2) * g2
+            new.append(w[i] - lr * m[i] / (np.sqrt(v[i]) + eps))
+        return new
+
+    return step
+
+
+def adabound_rule(
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    final_lr: float = 0.1,
+    gamma: float = 1e-3,
+    base_lr: float = 1e-3,
+) -> Rule:
+    """Luo et al. 2019, the authors' AdaBound.step (github.com/Luolc/AdaBound), in NumPy."""
+
+    def step(w: Arrays, g: Arrays, state: dict[str, Arrays], lr: float, t: int) -> Arrays:
+        m, v = _zeros(state, "m", w), _zeros(state, "v", w)
+        new = []
+        for i in range(len(w)):
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            denom = np.sqrt(v[i]) + eps
+            step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+            bound = final_lr * lr / base_lr
+            lower, upper = bound * (1 - 1 / (gamma * t + 1)), bound * (1 + 1 / (gamma * t))
+            new.append(w[i] - np.clip(step_size / denom, lower, upper) * m[i])
+        return new
+
+    return step
+
+
 # -- the cases --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TorchCase:
@@ -269,6 +335,48 @@ TORCH_CASES = [
 ]
 
 
+# Optimizers the language expresses since issue 13 (comparisons, where, clamp, initial values).
+TORCH_CASES += [
+    TorchCase(
+        "adamax",
+        0.01,
+        lambda ps, lr: torch.optim.Adamax(ps, lr=lr, foreach=False),
+        {"m": "exp_avg", "u": "exp_inf"},
+    ),
+    TorchCase(
+        "amsgrad",
+        0.01,
+        lambda ps, lr: torch.optim.Adam(ps, lr=lr, amsgrad=True, foreach=False),
+        {"m": "exp_avg", "v": "exp_avg_sq", "v_max": "max_exp_avg_sq"},
+    ),
+    TorchCase(
+        "nadam",
+        0.01,
+        lambda ps, lr: torch.optim.NAdam(ps, lr=lr, foreach=False),
+        {"m": "exp_avg", "v": "exp_avg_sq"},
+    ),
+    TorchCase(
+        "radam",
+        0.01,
+        lambda ps, lr: torch.optim.RAdam(ps, lr=lr, foreach=False),
+        {"m": "exp_avg", "v": "exp_avg_sq"},
+    ),
+    TorchCase(
+        "adadelta",
+        1.0,
+        lambda ps, lr: torch.optim.Adadelta(ps, lr=lr, foreach=False),
+        {"square_avg": "square_avg", "acc_delta": "acc_delta"},
+    ),
+    # torch's Rprop reads lr once, as every step size's initial value (the program's 0.01)
+    TorchCase(
+        "rprop",
+        0.01,
+        lambda ps, lr: torch.optim.Rprop(ps, lr=lr, foreach=False),
+        {"prev": "prev", "step_size": "step_size"},
+    ),
+]
+
+
 def _lion_pytorch(wd: float) -> Callable[[list[torch.Tensor], float], torch.optim.Optimizer]:
     def make(ps: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
         from lion_pytorch import Lion
@@ -299,6 +407,8 @@ RULE_CASES = [
     RuleCase("powersign", 0.05, sign_family_rule("powersign")),
     RuleCase("addsign", 0.05, sign_family_rule("addsign")),
     RuleCase("adabelief", 0.01, adabelief_rule()),
+    RuleCase("yogi", 0.01, yogi_rule()),
+    RuleCase("adabound", 1e-3, adabound_rule()),
 ]
 
 BACKENDS = {"numpy": NUMPY, "torch": torch_backend(torch.float64)}
@@ -339,6 +449,7 @@ CLASSICS = [
     "powersign",
     "addsign",
     "lion",
+    *("adamax", "amsgrad", "nadam", "radam", "adadelta", "rprop", "yogi", "adabound"),
 ]
 
 
@@ -367,3 +478,33 @@ def test_training_makes_progress(case: TorchCase | RuleCase) -> None:
     """The reference problem is a real one: every case lowers the loss over 50 steps."""
     final = run_program(_program(case.file, case.values), case.peak, NUMPY).weights[-1]
     assert PROBLEM.loss(final) < PROBLEM.loss(PROBLEM.init())
+
+
+# -- the emitted optimizers against the same references ------------------------------------------
+EMIT_PATHS: dict[str, dict[str, bool]] = {
+    "single": {"foreach": False},
+    "foreach": {"foreach": True},
+    "flat": {"foreach": True, "flat": True},
+}
+
+
+@pytest.mark.parametrize("path", list(EMIT_PATHS))
+@pytest.mark.parametrize("case", [*TORCH_CASES, *RULE_CASES], ids=_case_id)
+def test_emitted_class_against_the_reference(case: TorchCase | RuleCase, path: str) -> None:
+    """The torch.optim.Optimizer emitted for each corpus program, on each of its paths, trains
+    like the reference (weights, updates, and for torch classes the state tensors, which the
+    emitted class keeps under the program's state names)."""
+    program = _program(case.file, case.values)
+    cls = compile_torch(program)
+    sig = signature(program)
+    ours = run_torch(
+        lambda ps, lr: cls(ps, lr=lr, **EMIT_PATHS[path]),  # type: ignore[call-arg]
+        case.peak,
+        {name: name for name in (case.state_keys if isinstance(case, TorchCase) else {})},
+        lambda lr: group_lr(sig, lr),
+    )
+    if isinstance(case, TorchCase):
+        ref = run_torch(case.make, case.peak, case.state_keys)
+    else:
+        ref = run_rule(case.rule, case.peak)
+    assert_same(ours, ref)

@@ -53,7 +53,7 @@ from simplifier.testing import ALL_BINARY, ALL_UNARY, Profile, programs
 SHAPES: tuple[tuple[int, ...], ...] = ((2, 3), (4,), (1,))
 SIZES = tuple(math.prod(s) for s in SHAPES)
 STEPS = 3
-SCALES = ("normal", "sparse", "tiny", "huge", "mixed")
+SCALES = ("normal", "sparse", "tiny", "huge", "mixed", "ties")
 PERTURBATION = 1e-11
 CONDITION = 1e-7
 ROUNDING = 1e-3
@@ -73,7 +73,8 @@ def live(text: str) -> str:
     more of a random program is live (a generated update is often a bare input)."""
     lines = text.rstrip("\n").split("\n")
     *body, ret = lines
-    states = [p for p in body[0].split("(")[1].split(")")[0].split(", ") if p in ("m", "v", "s")]
+    params = [p.split(":")[0] for p in body[0].split("(")[1].split(")")[0].split(", ")]
+    states = [p for p in params if p in ("m", "v", "s")]
     outputs = (
         ret.strip().removeprefix("return ").rsplit(", ", len(states))
         if states
@@ -102,10 +103,16 @@ def draw_inputs(
         elif scale == "mixed":
             x *= 10.0 ** rng.uniform(-12, 8, size=shape)
             x[rng.random(shape) < 0.2] = 0.0
+        elif scale == "ties":  # a grid of halves: comparisons, floor and % meet exact ties
+            x = rng.integers(-2, 3, size=shape) / 2.0
         return x
 
     weights = [tensor(s) for s in SHAPES]
     grads = [[tensor(s) for s in SHAPES] for _ in range(STEPS)]
+    if scale == "ties":  # half of the first gradient's entries equal the weight's
+        for w, g in zip(weights, grads[0], strict=True):
+            same = rng.random(w.shape) < 0.5
+            g[same] = w[same]
     if scale == "sparse":
         grads[1] = [np.zeros(s) for s in SHAPES]  # a step with an all-zero gradient
     lrs = [float(x) for x in rng.uniform(0.1, 2.0, size=STEPS)]
@@ -244,7 +251,10 @@ def engine(
         flat = torch.from_numpy(np.concatenate([np.ravel(x) for x in xs]))
         return torch.stack([flat, flat])
 
-    states = {name: torch.zeros(2, sum(SIZES), dtype=torch.float64) for name in program.states}
+    states = {
+        name: torch.full((2, sum(SIZES)), float(v), dtype=torch.float64)
+        for name, v in program.initial.items()
+    }
     out = []
     for t in range(STEPS):
         update, states = step_batched(
@@ -255,7 +265,7 @@ def engine(
             lrs[t],
             t + 1,
             semantics=semantics,
-            segments=SIZES,
+            segments=SHAPES,
         )
         out.append(
             [
@@ -278,6 +288,7 @@ def fifty_digits(
             [np.ravel(w).tolist() for w in trace.weights[t]],
             [np.ravel(g).tolist() for g in grads[t]],
             lrs[t],
+            [len(s) for s in SHAPES],
         )
         for t in range(STEPS)
     ]
@@ -333,20 +344,21 @@ def emitted_path(
     cls = emitted(text, semantics)
     if path == "flat" and per_tensor_reduction(prune(program)):
         with pytest.raises(ValueError, match="per-tensor reductions"):
-            cls([torch.nn.Parameter(w.clone()) for w in data.weights], flat=True)  # type: ignore[call-arg]
+            run_emitted(cls, signature(program), data, flat=True)
         return None
     history, _, _ = run_emitted(cls, signature(program), data, configure=_all_fused, **PATHS[path])
     return [[w.numpy() for w in step] for step in history]
 
 
 # -- the test -------------------------------------------------------------------------------------
-def check(text: str, semantics: Semantics, seed: int, scale: str) -> bool:
+def check(text: str, semantics: Semantics, seed: int, scale: str, conditioned: bool = True) -> bool:
     """Run every executor; assert they agree. False when the example was rejected as
-    ill-conditioned (nothing to compare)."""
+    ill-conditioned (nothing to compare); ``conditioned=False`` compares it all the same (for
+    exact ties, where every float64 executor must compare alike)."""
     program = parse(text)
     weights, grads, lrs = draw_inputs(seed, scale)
     trace = reference(program, semantics, weights, grads, lrs)
-    if not well_conditioned(program, semantics, seed, scale, trace):
+    if conditioned and not well_conditioned(program, semantics, seed, scale, trace):
         return False
     results: dict[str, float] = {
         "torch": worst(torch_reference(program, semantics, seed, scale), trace.updates),
@@ -386,6 +398,28 @@ def check(text: str, semantics: Semantics, seed: int, scale: str) -> bool:
 @example(text=CLIP_BY_NORM, semantics="hero", seed=1, scale="sparse")
 def test_every_executor_agrees(text: str, semantics: Semantics, seed: int, scale: str) -> None:
     assume(check(live(text), semantics, seed, scale))  # an ill-conditioned example is not counted
+
+
+# Comparisons, where, floor and % at exact ties (inputs on a grid of halves, the gradient equal
+# to the weight in half of its entries at step 1): a perturbation flips them, so the random test
+# rejects such examples as ill-conditioned; here every executor must agree on them exactly.
+TIES = (
+    "def train(w, g, m, lr):\n  m = where(g >= w, g, m)\n"
+    "  u = (g == w) + (g < 0.5) * 2 + (g != m) * 4 + (w <= g) * 8 + (w > 0) * 16\n"
+    "  return u * lr, m\n",
+    "def train(w, g, lr, step):\n  u = where(step % 2 == 0, g, -g) + clamp(g, -0.5, w)\n"
+    "  return (floor(g * 2) % 3 + (u % 0.5 == 0) + floor(w) * (g % -1.5)) * lr\n",
+    "def train(w, g, v: state=1e-6, lr):\n  v = maximum(v, g * g)\n"
+    "  return where(g * g >= v, sign(g), 0.5 * g) * lr, v\n",
+)
+
+
+@pytest.mark.parametrize("semantics", ["math", "hero"])
+@pytest.mark.parametrize("text", TIES)
+def test_ties_agree_in_every_executor(text: str, semantics: Semantics) -> None:
+    weights, grads, _ = draw_inputs(7, "ties")
+    assert any(np.any(w == g) for w, g in zip(weights, grads[0], strict=True))
+    assert check(text, semantics, 7, "ties", conditioned=False)
 
 
 def test_clip_by_a_per_tensor_threshold() -> None:

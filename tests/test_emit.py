@@ -129,18 +129,26 @@ def test_corpus_eager_paths_match_reference_float64(file: Path, path: str) -> No
     _check(file.read_text(encoding="utf-8"), path, torch.float64, 1e-10)
 
 
+# RAdam's rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t) is a difference of two numbers near 2000
+# that is about 6 at step 6: the float32 reference computes it in float32 and is off by ~4e-5 in
+# the rectification term, while the emitted class computes step scalars in float64 (as
+# torch.optim does). Its float64 checks above keep 1e-10.
+FLOAT32_RTOL = {"radam": 2e-4}
+
+
 @pytest.mark.parametrize("file", CORPUS, ids=lambda p: p.stem)
 def test_corpus_eager_paths_match_reference_float32(file: Path) -> None:
     text = file.read_text(encoding="utf-8")
-    _check(text, "single", torch.float32, 1e-5)
-    _check(text, "foreach", torch.float32, 1e-5)
+    rtol = FLOAT32_RTOL.get(file.stem, 1e-5)
+    _check(text, "single", torch.float32, rtol)
+    _check(text, "foreach", torch.float32, rtol)
 
 
 @pytest.mark.parametrize("file", CORPUS, ids=lambda p: p.stem)
 def test_corpus_fused_path_traces_and_matches_float32(file: Path, eager_compile) -> None:  # type: ignore[no-untyped-def]
     text = file.read_text(encoding="utf-8")
     eager_compile(emitted(text))
-    _check(text, "fused", torch.float32, 1e-5)
+    _check(text, "fused", torch.float32, FLOAT32_RTOL.get(file.stem, 1e-5))
 
 
 # -- programs written here ------------------------------------------------------------------------

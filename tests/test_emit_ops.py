@@ -91,11 +91,37 @@ INTERP = """def f(w, g, m, lr, step):
   return update, m
 """
 
+SECOND["mod"] = "abs({x}) + 1"
+
+
+def ternary_program(op: str) -> str:
+    """``where``/``clamp`` with tensors, numbers, 0-d tensors and step numbers in each place
+    (comparisons as conditions; ``where(0.5, ...)`` and a condition that is exactly 0 too)."""
+    return f"""def f(w, g, m, lr, step):
+  a = {op}(g, m, w) + {op}(g, -0.5, 0.5) + {op}(0.5, g, m)
+  c = {op}(norm(w) - 1, g, m) + {op}(g, dot(g, w) * 0.01, 1) + {op}(lr, norm(g), 0.5)
+  d = {op}(step * 0.1, g, 0.5) + {op}(g > 0, 0.5, -0.5) + {op}(g * 0, g, m)
+  e = {op}(step % 2 == 0, g, 0.25) + {op}(norm(w), 0.5, lr)
+  m = interp(g, m, 0.9) + {op}(m, g, 0.3) * 0.1
+  update = lr * 0.01 * (a + c + d + e)
+  return update, m
+"""
+
+
 OP_PROGRAMS = {
     **{op: unary_program(op) for op, o in OPS.items() if o.kind is Kind.UNARY},
     **{op: binary_program(op) for op, o in OPS.items() if o.kind is Kind.BINARY},
     "interp": INTERP,
+    **{op: ternary_program(op) for op, o in OPS.items() if o.kind is Kind.TERNARY},
 }
+
+# The per-tensor reductions on each kind of tensor they may read, and mean (lowered to them).
+PER_TENSOR = """def f(w, g, m, lr, step):
+  a = sum(g) * g + numel(w) * 0.01 + ndim(g) * 0.1 + mean(m) + sum(g * m) / numel(m)
+  m = interp(g, m, 0.9) + ndim(m) * 0.01 * m
+  update = lr * 0.01 * (a + where(ndim(w) >= 2, g, -g))
+  return update, m
+"""
 
 
 def test_every_table_covers_every_op() -> None:
@@ -104,7 +130,8 @@ def test_every_table_covers_every_op() -> None:
     assert set(EAGER) == ops
     assert set(FOREACH) == ops
     language = {n for n, o in OPS.items() if o.kind is not Kind.CONSTANT}
-    assert language - ops == {"global_norm", "dot", "cosine_sim", "clip"}  # lowered to parts
+    lowered = {"global_norm", "dot", "cosine_sim", "clip", "mean", "clamp"}  # parts, formulas
+    assert language - ops == lowered
     assert set(OP_PROGRAMS) == {n for n, o in OPS.items() if o.elementwise}
 
 
@@ -118,6 +145,23 @@ def test_op_in_every_argument_kind(op: str, path: str) -> None:
     cls = compile_torch(program)
     actual, _, _ = run_emitted(cls, signature(program), data, foreach=path == "foreach")
     assert_close_steps(actual, expected, 1e-10)
+
+
+@pytest.mark.parametrize("path", ["single", "foreach", "fused"])
+def test_per_tensor_reductions_on_every_path(path: str) -> None:
+    """sum, numel, ndim (and mean) per tensor: the model has tensors of 0 to 3 dimensions,
+    so ndim and numel differ between them; flat refuses such a program."""
+    program = parse(PER_TENSOR)
+    data = inputs(torch.float64, steps=4)
+    assert {w.ndim for w in data.weights} == {0, 1, 2, 3}
+    expected = run_reference(program, data, "math", torch.float64)
+    cls = compile_torch(program)
+    options = {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    actual, _, _ = run_emitted(cls, signature(program), data, **options[path])
+    assert_close_steps(actual, expected, 1e-10)
+    params = [torch.nn.Parameter(w.clone()) for w in data.weights]
+    with pytest.raises(ValueError, match=r"per-tensor reductions \(sum, numel, ndim, mean"):
+        cls(params, flat=True)  # type: ignore[call-arg]
 
 
 def test_constants_are_literals() -> None:

@@ -18,7 +18,7 @@ from corpus_support import CORPUS, pair_text, program4_ablated
 import simplifier
 from simplifier.equiv import Counterexample, Verdict, equivalent
 from simplifier.ir import Program
-from simplifier.numeric import Semantics, step
+from simplifier.numeric import Semantics, initial_states, step
 from simplifier.parse import parse, parse_file
 
 # Lion with an lr scale, so that it can match Program 4 (whose peak lr 2e-4 is inside).
@@ -32,8 +32,8 @@ def program4_without_clip_and_arcsin() -> Program:
 
 def float_updates(a: Program, b: Program, cex: Counterexample, semantics: Semantics) -> list[float]:
     """Relative update differences per step of the counterexample's inputs, in float64."""
-    states_a = {s: [np.zeros(len(t)) for t in cex.inputs[0].w] for s in a.states}
-    states_b = {s: [np.zeros(len(t)) for t in cex.inputs[0].w] for s in b.states}
+    sizes = [len(t) for t in cex.inputs[0].w]
+    states_a, states_b = initial_states(a, sizes), initial_states(b, sizes)
     out = []
     with np.errstate(all="ignore"):
         for x in cex.inputs:
@@ -328,3 +328,70 @@ def test_public_api_exports() -> None:
 def test_bad_options_name_the_parameter(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         equivalent(SIGN, SIGN, **kwargs)  # type: ignore[arg-type]
+
+
+# -- comparisons, where, floor, %, clamp, and states' initial values (issue 13) ------------------
+def _pair(a: str, b: str) -> tuple[Program, Program]:
+    return parse(f"def f(w, g, m, lr, step):\n{a}"), parse(f"def f(w, g, m, lr, step):\n{b}")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # a rearranged comparison: the converse relation, and 1 - the complement
+        ("  return (g < w) * lr, m\n", "  return (1 - (g >= w)) * lr, m\n"),
+        ("  return (g > m) + (m != g), m\n", "  return (m < g) + (1 - (m == g)), m\n"),
+        ("  return where(g > w, g, w) * lr, m\n", "  return maximum(w, g) * lr, m\n"),
+        (
+            "  m = where(g >= 0, interp(g, m, 0.9), m)\n  return sign(m), m\n",
+            "  m = where(0 <= g, m * 0.9 + g * 0.1, m)\n  return sign(m), m\n",
+        ),
+        ("  return clamp(g, -1, 1), m\n", "  return minimum(1, maximum(-1, g)), m\n"),
+        ("  return where(step % 2 == 0, g, -g), m\n", "  return where(step % 2 != 0, -g, g), m\n"),
+    ],
+)
+def test_rearranged_comparisons_are_proved(a: str, b: str) -> None:
+    pa, pb = _pair(a, b)
+    v = equivalent(pa, pb)
+    assert v.verdict == "proved", v
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("  return (g < w) * lr, m\n", "  return (g <= w) * lr, m\n"),  # differs at ties only
+        ("  return where(g > 0, g, w), m\n", "  return where(g >= 0, g, w), m\n"),
+        ("  return floor(g) * lr, m\n", "  return g * lr, m\n"),
+        ("  return g % 2, m\n", "  return g % 3, m\n"),
+        ("  return clamp(g, -1, 1), m\n", "  return clamp(g, -1, 2), m\n"),
+    ],
+)
+def test_wrong_comparisons_are_refuted_with_a_counterexample(a: str, b: str) -> None:
+    pa, pb = _pair(a, b)
+    v = equivalent(pa, pb)
+    assert_genuine(pa, pb, v)
+
+
+def test_a_tie_that_cannot_matter_is_proved() -> None:
+    """At g == 0 the two select g (0) or m, and m never leaves its initial 0: equivalent."""
+    a, b = _pair("  return where(g > 0, g, m), m\n", "  return where(g >= 0, g, m), m\n")
+    assert equivalent(a, b).verdict == "proved"
+    c = parse("def f(w, g, m: state=1, lr, step):\n  return where(g > 0, g, m), m\n")
+    assert_genuine(c, b, equivalent(c, b))  # unless m starts at 1
+
+
+def test_programs_differing_only_in_a_state_initial_value_are_not_equivalent() -> None:
+    a = parse("def f(w, g, v: state=1e-6):\n  v = v + g * g\n  return g / sqrt(v), v\n")
+    b = parse("def f(w, g, v):\n  v = v + g * g\n  return g / sqrt(v), v\n")
+    assert simplifier.structural_hash(a) != simplifier.structural_hash(b)
+    v = equivalent(a, b)
+    assert_genuine(a, b, v)
+    assert v.counterexample is not None and v.counterexample.step == 1
+
+
+def test_scaled_states_with_initial_values_are_proved_only_when_the_starts_correspond() -> None:
+    a = parse("def f(w, g, v: state=1):\n  v = v * 0.9 + g\n  return g * v, v\n")
+    twice = "def f(w, g, u: state={}):\n  u = u * 0.9 + g * 2\n  return g * u / 2, u\n"
+    assert equivalent(a, parse(twice.format(2))).verdict == "proved"  # u = 2 v from the start
+    b = parse(twice.format(1))
+    assert_genuine(a, b, equivalent(a, b))

@@ -81,6 +81,34 @@ CASES = [
         ("unknown function 'interpolat'", "did you mean 'interpolate'"),
     ),
     Bad(
+        "unknown-function-clip-like",
+        HEAD + "  u = clp(g, 1.0)\n  return u\n",
+        2,
+        7,
+        ("unknown function 'clp'", "did you mean 'clip'", "global norm", "clamp(x, lo, hi)"),
+    ),
+    Bad(
+        "unknown-function-clamp-like",
+        HEAD + "  u = clmp(g, -1, 1)\n  return u\n",
+        2,
+        7,
+        ("did you mean 'clamp'", "bounds each entry", "clip(x, c) rescales"),
+    ),
+    Bad(
+        "arity-clamp",
+        HEAD + "  u = clamp(g, 1)\n  return u\n",
+        2,
+        7,
+        ("clamp() takes 3 arguments, got 2",),
+    ),
+    Bad(
+        "sum-of-a-scalar",
+        HEAD + "  u = g * numel(lr)\n  return u\n",
+        2,
+        11,
+        ("numel() reduces a tensor",),
+    ),
+    Bad(
         "arity-interp",
         HEAD + "  u = interp(g, w)\n  return u\n",
         2,
@@ -291,8 +319,17 @@ CASES = [
         ("keyword arguments",),
     ),
     Bad("decorator", "@jit\n" + HEAD + "  return g\n", 1, 1, ("decorators",)),
-    Bad("comparison", HEAD + "  u = g < w\n  return u\n", 2, 9, ("comparisons",)),
-    Bad("modulo", HEAD + "  u = g % w\n  return u\n", 2, 9, ("'%'",)),
+    Bad(
+        "chained-comparison",
+        HEAD + "  u = 0 < g < w\n  return u\n",
+        2,
+        13,
+        ("comparisons do not chain", "(a < b) * (b < c)"),
+    ),
+    Bad("not", HEAD + "  u = !g\n  return u\n", 2, 7, ("'!' is not an operator", "'!='")),
+    Bad(
+        "comparison-operand", HEAD + "  u = g < \n  return u\n", 2, 11, ("unexpected end of line",)
+    ),
     Bad("dict", HEAD + "  u = {}\n  return g\n", 2, 7, ("dicts",)),
     # layout
     Bad(

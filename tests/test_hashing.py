@@ -256,6 +256,15 @@ SAME = [
         "def f(w, g):\n  return 1e-8 * g\n",
     ),
     (
+        "def f(w, g):\n  return (g == w) + (g != w)\n",
+        "def f(w, g):\n  return (w != g) + (w == g)\n",
+    ),
+    (  # the initial value, under any state name and order
+        "def f(w, g, m, v: state=1e-6):\n  m = m + g\n  v = v * 0.5 + g\n  return m / v, m, v\n",
+        "def f(w, g, u: state=0.000001, n):\n  n = n + g\n  u = u * 0.5 + g\n"
+        "  return n / u, u, n\n",
+    ),
+    (
         "def f(w, g, m, lr):\n  m = interp(g, m, 0.9)\n  return (m + w) * lr, m\n",
         "def f(w, g, m, lr):\n  m = interp(g, m, 0.9)\n  x = m\n  return (w + x) * lr, x\n",
     ),
@@ -297,6 +306,20 @@ DIFFERENT = [
     (  # hypers by value
         "def f(w, g, beta=0.9):\n  return g * beta\n",
         "def f(w, g, beta=0.99):\n  return g * beta\n",
+    ),
+    # issue 13: comparisons are not commutative (but == and != are: see SAME), % is not
+    ("def f(w, g):\n  return g < w\n", "def f(w, g):\n  return w < g\n"),
+    ("def f(w, g):\n  return g < w\n", "def f(w, g):\n  return g <= w\n"),
+    ("def f(w, g):\n  return g % 2\n", "def f(w, g):\n  return 2 % g\n"),
+    ("def f(w, g):\n  return where(g, w, g)\n", "def f(w, g):\n  return where(g, g, w)\n"),
+    ("def f(w, g):\n  return sum(g) * g\n", "def f(w, g):\n  return mean(g) * g\n"),
+    (  # a state's initial value, and which state has it
+        "def f(w, g, m: state=0.5):\n  m = m + g\n  return m, m\n",
+        "def f(w, g, m):\n  m = m + g\n  return m, m\n",
+    ),
+    (
+        "def f(w, g, a: state=1, b):\n  a = a + g\n  b = b * 0.9 + g\n  return a - b, a, b\n",
+        "def f(w, g, a, b: state=1):\n  a = a + g\n  b = b * 0.9 + g\n  return a - b, a, b\n",
     ),
     ("def f(w, g):\n  return g + g\n", "def f(w, g):\n  return 2 * g\n"),  # algebra: fingerprint
 ]

@@ -50,13 +50,18 @@ from simplifier.passes.lower import Lower
 # The functions of LANGUAGE.md ("Functions"), by the names the op table uses.
 SPEC_UNARY = (
     "abs cos sin tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh exp exp2 exp10 "
-    "expm1 log log10 log2 log1p square sqrt cube cbrt sign reciprocal negative sigmoid"
+    "expm1 log log10 log2 log1p square sqrt cube cbrt sign reciprocal negative sigmoid floor"
 ).split()
+# The comparisons (issue 13): 1.0 where the relation holds, else 0.0.
+SPEC_COMPARISONS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 SPEC_OPS = {
     *SPEC_UNARY,
-    *("add", "sub", "mul", "div", "power", "maximum", "minimum"),
+    *("add", "sub", "mul", "div", "power", "maximum", "minimum", "mod"),
+    *SPEC_COMPARISONS,
     "interp",
+    *("where", "clamp"),
     *("norm", "global_norm", "dot", "cosine_sim"),
+    *("sum", "numel", "ndim", "mean"),
     "clip",
     *("get_pi", "get_e", "get_eps"),
 }
@@ -325,7 +330,14 @@ def test_op_table_is_the_spec() -> None:
     assert ALIASES == SPEC_ALIASES
 
 
-ARITY = {Kind.UNARY: 1, Kind.BINARY: 2, Kind.MIX: 3, Kind.CLIP: 2, Kind.CONSTANT: 0}
+ARITY = {
+    Kind.UNARY: 1,
+    Kind.BINARY: 2,
+    Kind.MIX: 3,
+    Kind.TERNARY: 3,
+    Kind.CLIP: 2,
+    Kind.CONSTANT: 0,
+}
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -352,7 +364,16 @@ def test_every_op_and_alias_resolves() -> None:
     assert resolve("nonexistent") is None
     # + - * / are written only as operators, never called by name
     assert {"add", "sub", "mul", "div"}.isdisjoint(CALLABLE)
-    assert INFIX == {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "power"}
+    assert INFIX == {
+        "+": "add",
+        "-": "sub",
+        "*": "mul",
+        "/": "div",
+        "**": "power",
+        "%": "mod",
+        **{symbol: name for name, symbol in SPEC_COMPARISONS.items()},
+    }
+    assert {name for name, op in OPS.items() if op.truth} == set(SPEC_COMPARISONS)
 
 
 def test_commutative_flags_are_true() -> None:

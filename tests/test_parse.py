@@ -124,6 +124,15 @@ SCALARS = {"a": 1.5, "b": -0.7, "c": 2.25, "d": 0.5}
         "1 - a ** 2 / b",
         "a * .5 + 5e-1 - 1E+0",
         "-(a + b) * -(c - d)",
+        "a % b * c",
+        "a * b % c",
+        "-a % b",
+        "a + b % c ** 2",
+        "a < b + c",
+        "a - b >= c * d",
+        "(a < b) == (c > d)",
+        "(a != b) % 2",
+        "a == a",
     ],
 )
 def test_precedence_matches_python(expr: str) -> None:
@@ -131,7 +140,7 @@ def test_precedence_matches_python(expr: str) -> None:
     hypers = ", ".join(f"{k}={v}" for k, v in SCALARS.items())
     p = parse(f"def f(w, g, {hypers}):\n  u = {expr}\n  return u\n")
     update, _ = step(p, [np.zeros(1)], [np.zeros(1)], {})
-    assert update[0][0] == pytest.approx(eval(expr, {}, dict(SCALARS)), rel=1e-15)
+    assert update[0][0] == pytest.approx(float(eval(expr, {}, dict(SCALARS))), rel=1e-15)
 
 
 def test_negative_literal_is_a_constant() -> None:
@@ -402,3 +411,32 @@ def test_deep_parentheses_are_free() -> None:
     n = 3000
     p = parse("def f(w, g):\n  u = " + "(" * n + "g" + ")" * n + " * 2\n  return u\n")
     assert [s.op for s in p.body] == ["mul"]
+
+
+def test_new_constructs_round_trip_and_type() -> None:
+    """Comparisons, %, where, clamp, floor, the per-tensor reductions and initial values parse,
+    print back to the same program, and type as element-wise ops and reductions do."""
+    from simplifier.analysis.types import Type, infer_types
+    from simplifier.printer import to_text
+
+    text = (
+        "def f(w, g, m: state=1e-06, lr, step):\n"
+        "  m = where(step % 3 == 0, clamp(g, -1, m), m)\n"
+        "  s = sum(g) / numel(g) + ndim(w) * mean(m)\n"
+        "  u = (g >= s) * floor(g % -2) + (lr < 1)\n"
+        "  m %= 5\n"
+        "  return u * lr, m\n"
+    )
+    p = parse(text)
+    assert parse(to_text(p)) == p
+    assert [x.default.value for x in p.params if x.name == "m"] == [Fraction(1, 10**6)]
+    assert p.initial == {"m": Fraction(1, 10**6)}
+    types = infer_types(p)
+    assert types["s.1"] is Type.SCALAR and types["u.1"] is Type.TENSOR
+    assert types[p.body[0].target] is Type.SCALAR  # step % 3
+    ops = [s.op for s in p.body]
+    new = {"mod", "eq", "where", "clamp", "sum", "numel", "ndim", "mean", "ge", "floor", "lt"}
+    assert new <= set(ops)
+    # a comparison of two scalars is a scalar; where() with a tensor branch is a tensor
+    q = parse("def f(w, g, lr):\n  c = lr > 0.5\n  return where(c, g, 0)\n")
+    assert infer_types(q)["c.1"] is Type.SCALAR

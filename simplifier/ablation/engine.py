@@ -113,14 +113,21 @@ class BatchedRules:
     the last dim only, so each replica reduces over its own row. Programs are lowered first.
     """
 
-    def __init__(self, segments: Sequence[int]) -> None:
+    def __init__(self, segments: Sequence[int | Sequence[int]]) -> None:
         self.impl = _torch_impl()
-        self.sizes = list(segments)
+        # A segment is a parameter tensor's size, or its shape (for ``ndim``; a size is 1-d).
+        shapes = [(s,) if isinstance(s, int) else tuple(s) for s in segments]
+        self.sizes = [math.prod(s) for s in shapes]
+        self.dims = [float(len(s)) for s in shapes]
         self.mul, self.sqrt = self.impl["mul"], self.impl["sqrt"]
         self.repeats: dict[torch.device, Tensor] = {}  # segment sizes, one tensor per device
         self.starts: dict[torch.device, Tensor] = {}  # first entry of each segment
+        self.constants: dict[tuple[str, torch.dtype, torch.device], Tensor] = {}
         self.reductions: dict[str, Callable[[list[Tensor]], Tensor]] = {
             "norm": self.norm,
+            "sum": lambda a: self.spread(self.sums(a[0])),
+            "numel": lambda a: self.per_tensor("numel", [float(n) for n in self.sizes], a[0]),
+            "ndim": lambda a: self.per_tensor("ndim", self.dims, a[0]),
             "global_norm": lambda a: self.gnorm(a[0]),
             "dot": lambda a: self.total(self.mul(a[0], a[1])),
         }
@@ -134,12 +141,31 @@ class BatchedRules:
 
     def norm(self, a: list[Tensor]) -> Tensor:
         x = a[0]
-        parts = self.mul(x, x).split(self.sizes, dim=-1)
-        sums = torch.cat([p.sum(dim=-1, keepdim=True) for p in parts], dim=-1)
-        repeats = self.repeats.get(x.device)
+        return self.spread(self.sqrt(self.sums(self.mul(x, x))))
+
+    def _repeats(self, device: torch.device) -> Tensor:
+        repeats = self.repeats.get(device)
         if repeats is None:
-            repeats = self.repeats[x.device] = torch.tensor(self.sizes, device=x.device)
-        return self.sqrt(sums).repeat_interleave(repeats, dim=-1)
+            repeats = self.repeats[device] = torch.tensor(self.sizes, device=device)
+        return repeats
+
+    def sums(self, x: Tensor) -> Tensor:
+        """Each parameter tensor's sum: ``(R, number of tensors)``."""
+        parts = x.split(self.sizes, dim=-1)
+        return torch.cat([p.sum(dim=-1, keepdim=True) for p in parts], dim=-1)
+
+    def spread(self, per_tensor: Tensor) -> Tensor:
+        """One value per tensor (last dim) repeated over the tensor's entries: ``(..., P)``."""
+        return per_tensor.repeat_interleave(self._repeats(per_tensor.device), dim=-1)
+
+    def per_tensor(self, name: str, values: Sequence[float], like: Tensor) -> Tensor:
+        """One number per parameter tensor, repeated over its entries: ``(P,)``."""
+        key = (name, like.dtype, like.device)
+        found = self.constants.get(key)
+        if found is None:
+            row = torch.tensor(values, dtype=like.dtype, device=like.device)
+            found = self.constants[key] = self.spread(row)
+        return found
 
     def scalar_gnorm(self, x: Tensor) -> Tensor:
         """The global norm of a scalar: each parameter tensor counts it once."""
@@ -189,14 +215,15 @@ def step_batched(
     step_number: int,
     *,
     semantics: Semantics = "math",
-    segments: Sequence[int] | None = None,
+    segments: Sequence[int | Sequence[int]] | None = None,
     rule: BatchedRules | None = None,
     scalars: Scalars | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """One program step for all replicas at once: ``(update (R, P), new states)``.
 
-    ``weights``, ``grads`` and each state are ``(R, P)``; ``segments`` are the sizes of the
-    parameter tensors within P (for the per-tensor ``norm``; default: one tensor). A training
+    ``weights``, ``grads`` and each state are ``(R, P)``; ``segments`` are the sizes (or
+    shapes) of the parameter tensors within P (for the per-tensor reductions; default: one
+    tensor). A training
     loop passes the :func:`prepare`\\ d program, its ``rule`` and ``scalars`` so that they are
     made once, not every step (a prepared program is already lowered: ``semantics`` is unused).
 
@@ -418,10 +445,10 @@ class _Batch:
         self.mult = mult.unsqueeze(1)
         self.programs = programs
         self.states = [
-            {n: torch.zeros_like(self.w[a:b]) for n in programs[k].states}
+            {n: torch.full_like(self.w[a:b], float(v)) for n, v in programs[k].initial.items()}
             for k, a, b in self.groups
         ]
-        self.rules = BatchedRules(task.segments)
+        self.rules = BatchedRules([shape for _, shape in task.shapes])
         self.prepared: list[Prepared] = []
         self.scalars = Scalars()
         self.failed = torch.zeros(len(reps), dtype=torch.bool, device=device)

@@ -10,11 +10,11 @@ left after dead-code elimination across steps. It is invariant under:
 - the argument order of commutative ops (children's digests are sorted);
 - how a constant is spelled (``0.5``, ``.5``, ``5e-1``: constants are exact fractions);
 - the order and names of states: a state is identified by its content, by iterative label
-  refinement over the state cycle (Weisfeiler-Lehman style): every state starts with the same
-  label (all states are zero at step 0), each round relabels a state by the digest of its
-  update expression under the previous labels, and rounds stop when the partition of states
-  stops splitting. Two states in one class compute the same value at every step, so
-  the classes are deduplicated.
+  refinement over the state cycle (Weisfeiler-Lehman style): every state starts with the
+  label of its initial value (zero unless declared, ``v: state = 1e-6``), each round
+  relabels a state by the digest of its update expression under the previous labels, and
+  rounds stop when the partition of states stops splitting. Two states in one class compute
+  the same value at every step, so the classes are deduplicated.
 
 When it can be wrong (see ``docs/analysis.md``): a false "different" for programs that are
 equal by algebra rather than by structure (``x + x`` vs ``2 * x``, ``interp(x, y, a)`` vs
@@ -89,6 +89,11 @@ def const_digest(value: Fraction) -> Digest:
 
 
 _STATE0 = _digest(b"state")
+
+
+def _state0(initial: Fraction) -> Digest:
+    """A state's label at step 0: its initial value (all zero states share one label)."""
+    return _STATE0 if initial == 0 else _digest(b"state", const_digest(initial))
 
 
 _ROLE_DIGESTS: dict[str, Digest] = {
@@ -194,8 +199,9 @@ def structural_hash(
     for p in program.params:
         if p.role is not Role.STATE:
             keys[p.name] = digests.input(p)
+    initial = program.initial
     for name in live_states:
-        keys[name] = _STATE0
+        keys[name] = _state0(initial[name])
     stmts = [s for s in program.body if s.target in used]
     digests.statements(stmts, keys)
     outputs = program.outputs
@@ -217,8 +223,8 @@ def structural_hash(
                 tainted.add(s.target)
                 todo.append(s)
                 break
-    labels = dict.fromkeys(live_states, _STATE0)
-    classes = 1
+    labels = {name: keys[name] for name in live_states}
+    classes = len(set(labels.values()))
     while True:
         new = {s: _digest(labels[s], read(state_outs[s])) for s in live_states}
         n = len(set(new.values()))

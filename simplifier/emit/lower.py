@@ -40,7 +40,7 @@ from simplifier.emit.hypers import Signature, extract_hypers
 from simplifier.emit.names import Namespace
 from simplifier.ir import Const, Program, Ref, Role, Stmt
 from simplifier.numeric import CONSTANTS, Semantics
-from simplifier.ops import OPS, Kind
+from simplifier.ops import OPS, PRIMITIVE_REDUCTIONS, Kind
 from simplifier.passes.lower import Lower
 
 
@@ -90,6 +90,10 @@ INTERNAL_OPS = {
     "add_scaled": 3,  # x + y * s, s a Python number
     "sub_scaled": 3,  # x - y * s, s a Python number
 }
+# The instructions that read a whole parameter tensor (a block of one would not do).
+PER_TENSOR_OPS = frozenset(
+    {"tensor_dot", *(n for n in PRIMITIVE_REDUCTIONS if not OPS[n].global_reduction)}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class Lowered:
     weight: str  # the weight's name (also its buffer); the gradient and states likewise
     grad: str
     states: tuple[str, ...]
+    initial: tuple[Fraction, ...]  # each state's value at step 0, in the order of ``states``
     step: str | None  # the step input's name, when the program reads it
     hypers: tuple[str, ...]  # lr then the signature's hypers, as NUMBER inputs
     instrs: tuple[Instr, ...]
@@ -204,10 +209,15 @@ def _lower_stmt(b: _Builder, s: Stmt, args: list[Arg], owner: str) -> str:
     return _REDUCTIONS[s.op](b, hint, args, s.var)
 
 
+def _local(op: str) -> Callable[[_Builder, str, list[Arg], str | None], str]:
+    """A reduction of one tensor: a per-parameter 0-d tensor."""
+    return lambda b, hint, args, var: b.emit(hint, op, args, VKind.LOCAL, var=var)
+
+
 # The primitive reductions (compound ops and hero protections are lowered before, by
 # :class:`~simplifier.passes.lower.Lower`): one rule each, keyed by op.
 _REDUCTIONS: dict[str, Callable[[_Builder, str, list[Arg], str | None], str]] = {
-    "norm": lambda b, hint, args, var: b.emit(hint, "norm", args, VKind.LOCAL, var=var),
+    **{name: _local(name) for name in PER_TENSOR_OPS - INTERNAL_OPS.keys()},  # norm, sum, ...
     "global_norm": lambda b, hint, args, var: b.global_norm(hint, args[0]),
     "dot": lambda b, hint, args, var: b.dot(hint, args[0], args[1]),
 }
@@ -295,6 +305,7 @@ def lower(program: Program, semantics: Semantics = "math") -> Lowered:
         weight=weight,
         grad=grad,
         states=tuple(str(env[s]) for s in program.states),
+        initial=tuple(program.initial.values()),
         step=str(env[step]) if step is not None else None,
         hypers=(lr, *(str(env[h.name]) for h in sig.hypers())),
         instrs=tuple(instrs),

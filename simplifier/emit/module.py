@@ -30,7 +30,7 @@ from pathlib import Path as FilePath
 from typing import Literal
 
 from simplifier.emit.hypers import Hyper
-from simplifier.emit.lower import Arg, Instr, Lit, Lowered, VKind
+from simplifier.emit.lower import PER_TENSOR_OPS, Arg, Instr, Lit, Lowered, VKind
 from simplifier.emit.names import CLASS_KEYWORDS as KEYWORDS
 from simplifier.emit.names import Namespace
 from simplifier.emit.plan import Buffers, Plan, Stage, moves
@@ -314,6 +314,15 @@ class _Module:
         reductions = (OPS[s.op] for s in self.low.program.body if OPS[s.op].kind is Kind.REDUCTION)
         return any(not op.global_reduction for op in reductions)
 
+    def initial(self) -> str:
+        """The states' nonzero initial values, as the source of a dict literal."""
+        items = [
+            f'"{buf}": {Lit(v).source}'
+            for buf, v in zip(self.low.states, self.low.initial, strict=True)
+            if v != 0
+        ]
+        return "{" + ", ".join(items) + "}"
+
     @property
     def reductions(self) -> list[str]:
         """The ops of the program that reduce over a tensor (or a group), in program order."""
@@ -366,7 +375,7 @@ class _Module:
             op = "torch.neg" if single else "torch._foreach_neg"
             neg = ["if maximize:", f"    {low.grad} = {op}({low.grad})"]
         work, store = ("_work", "_store") if single else ("_work_all", "_store_all")
-        blocked = stage.final and not any(i.op in ("norm", "tensor_dot") for i in stage.instrs)
+        blocked = stage.final and not any(i.op in PER_TENSOR_OPS for i in stage.instrs)
         stepnums = self.plan.stage_stepnums()
         loads = [f"{s} = {work}({names.buf[s]}, {low.weight})" for s in states]
         stores = [f"{store}({names.buf[s]}, {s})" for s in states] if stage.final else []
@@ -655,6 +664,8 @@ class _Module:
             code(f"_states = {_tuple(low.states)}")
             code(f"_reads_step = {low.step is not None}")
             code(f"_reductions = {_tuple(self.reductions)}")
+            code(f"_per_tensor = {self.per_tensor}")
+            code(f"_initial = {self.initial()}  # states that do not start at 0")
             code("")
             self.init(code)
             code("")

@@ -73,8 +73,11 @@ def _check_keywords(cls: type, defaults: dict[str, Any]) -> None:
             "capturable=True is not supported: the step computes its step counts "
             "and the scalars derived from them on the host (CUDA graphs cannot)"
         )
-    if defaults["flat"] and "norm" in getattr(cls, "_reductions", ()):
-        raise ValueError("flat=True needs a program without per-tensor reductions (norm)")
+    if defaults["flat"] and getattr(cls, "_per_tensor", False):
+        raise ValueError(
+            "flat=True needs a program without per-tensor reductions "
+            f"({', '.join(getattr(cls, '_reductions', ()))})"
+        )
 
 
 def _setup(opt: Any) -> None:
@@ -124,9 +127,9 @@ def _step(opt: Any, closure: Callable[[], float] | None) -> float | None:
 def _gather(
     opt: Any, group: dict[str, Any]
 ) -> tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], list[int]]:
-    """The group's parameters that have a gradient, with their states (made lazily, zero) and
-    step counts (incremented). Complex parameters (element-wise programs only) as their real
-    views, as torch.optim steps them."""
+    """The group's parameters that have a gradient, with their states (made lazily, at their
+    initial values) and step counts (incremented). Complex parameters (element-wise programs
+    only) as their real views, as torch.optim steps them."""
     name = type(opt).__name__
     params: list[Tensor] = []
     grads: list[Tensor] = []
@@ -153,8 +156,10 @@ def _gather(
         if not state:
             state["step"] = 0
             dtype = group["state_dtype"] or p.dtype
-            for s in opt._states:
-                state[s] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            for s in opt._states:  # each state's initial value (0 unless the program says)
+                state[s] = torch.full_like(
+                    p, opt._initial.get(s, 0.0), dtype=dtype, memory_format=torch.preserve_format
+                )
         state["step"] += 1
         params.append(_real(p))
         grads.append(_real(p.grad))

@@ -57,8 +57,11 @@ _UNARY_TORCH = {
 _FOREACH_UNARY = frozenset(
     op.foreach for op in OPS.values() if op.kind is Kind.UNARY and op.foreach is not None
 )
-_INFIX = {name: op.infix for name, op in OPS.items() if op.infix and op.torch}
+_INFIX = {name: op.infix for name, op in OPS.items() if op.infix and op.torch and not op.truth}
 _TORCH_BINARY = {name: op.torch for name, op in OPS.items() if op.infix and op.torch}
+# Comparisons: the relation with its operands swapped (`2 < x` is `x > 2`).
+_COMPARE = {name: op.infix for name, op in OPS.items() if op.truth}
+_CONVERSE = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
 _CLAMP = {"maximum": "min", "minimum": "max"}  # maximum(x, c) is clamp(x, min=c)
 
 
@@ -80,6 +83,37 @@ def _f_extremum(op: str) -> Callable[[list[A]], str]:
         return f"torch.clamp({t.src}, {_CLAMP[op]}={n.src})"
 
     return rule
+
+
+def _like(a: list[A]) -> A | None:
+    """The argument whose dtype a result takes: a tensor first, else a 0-d tensor."""
+    return next((x for x in a if x.kind == "T"), None) or next((x for x in a if x.tensor), None)
+
+
+def _f_compare(op: str) -> Callable[[list[A]], str]:
+    """``x < y`` as 1.0 / 0.0 in the operands' floating type (a Python float for numbers)."""
+
+    def rule(a: list[A]) -> str:
+        text = f"{a[0].src} {_COMPARE[op]} {a[1].src}"
+        like = _like(a)
+        return f"float({text})" if like is None else f"({text}).to({like.src}.dtype)"
+
+    return rule
+
+
+def _f_where(a: list[A]) -> str:
+    """Always a new value of the arguments' broadcast shape (never one of them, aliased)."""
+    c, x, y = a
+    like = _like(a)
+    if like is None:
+        return f"({x.src} if {c.src} != 0 else {y.src})"
+    if not c.tensor:  # a number: as a boolean 0-d tensor where the tensors are
+        return (
+            f"torch.where({like.src}.new_tensor({c.src} != 0, dtype=torch.bool), {x.src}, {y.src})"
+        )
+    if not (x.tensor or y.tensor):  # two numbers: a tensor of c's dtype, not torch's default
+        return f"torch.where({c.src} != 0, {c.src}.new_tensor({x.src}), {y.src})"
+    return f"torch.where({c.src} != 0, {x.src}, {y.src})"
 
 
 def _join(args: tuple[A, ...]) -> str:
@@ -112,7 +146,12 @@ FUNCTIONAL: dict[str, Callable[[list[A]], str]] = {
     "maximum": _f_extremum("maximum"),
     "minimum": _f_extremum("minimum"),
     "interp": lambda a: f"(1.0 - {a[2].src}) * {a[0].src} + {a[2].src} * {a[1].src}",
+    **{op: _f_compare(op) for op in _COMPARE},
+    "where": _f_where,
     "norm": lambda a: f"torch.linalg.vector_norm({a[0].src})",
+    "sum": lambda a: f"torch.sum({a[0].src})",
+    "numel": lambda a: f"{a[0].src}.new_tensor({a[0].src}.numel())",
+    "ndim": lambda a: f"{a[0].src}.new_tensor({a[0].src}.ndim)",
     "tensor_dot": lambda a: f"torch.sum({a[0].src} * {a[1].src})",
     "combine_norm": lambda a: f"torch.linalg.vector_norm(_stack({a[0].src}))",
     "combine_sum": lambda a: f"_stack({a[0].src}).sum()",
@@ -124,7 +163,7 @@ FUNCTIONAL.update(
     {
         name: _f_formula(name)
         for name, op in OPS.items()
-        if op.elementwise and name not in FUNCTIONAL
+        if op.elementwise and not op.compound and name not in FUNCTIONAL
     }
 )
 
@@ -197,6 +236,24 @@ def _eager_extremum(op: str) -> EagerRule:
     return EagerRule(_f_extremum(op), write)
 
 
+def _eager_compare(op: str) -> EagerRule:
+    """Written into a floating buffer through out= (torch casts the booleans)."""
+
+    def write(a: list[A], dest: str) -> str | None:
+        x, y = a
+        if not x.tensor:
+            if not y.tensor:
+                return None
+            op_, x, y = _CONVERSE[op], y, x
+        else:
+            op_ = op
+        if x.src == dest and x.kind == "T":
+            return f"{dest}.{op_}_({y.src})"
+        return f"torch.{op_}({x.src}, {y.src}, out={dest})"
+
+    return EagerRule(_f_compare(op), write)
+
+
 def _lerp_ok(a: list[A]) -> bool:
     return a[0].kind == "T" and a[1].kind == "T" and a[2].kind in ("N", "S")
 
@@ -249,7 +306,8 @@ EAGER: dict[str, EagerRule] = {
     "maximum": _eager_extremum("maximum"),
     "minimum": _eager_extremum("minimum"),
     "interp": EagerRule(_interp_expr, _interp_write),
-    "norm": _scalar_rule("norm"),
+    **{op: _eager_compare(op) for op in _COMPARE},
+    **{op: _scalar_rule(op) for op in ("norm", "sum", "numel", "ndim")},
     "tensor_dot": EagerRule(
         lambda a: f"torch.dot({a[0].src}.reshape(-1), {a[1].src}.reshape(-1))", _no_write
     ),
@@ -336,15 +394,28 @@ def _fe_binary_rule(op: str) -> Callable[[list[A], int | None], str | None]:
     return lambda a, pos: _fe_binary(op, a, pos)
 
 
+def _no_foreach(a: list[A], pos: int | None) -> str | None:
+    """No foreach kernel: the caller loops the eager rule over the tensors."""
+    return None
+
+
 def _fe_norm(a: list[A], pos: int | None) -> str | None:
     return f"torch._foreach_norm({a[0].src})" if a[0].kind == "T" and pos is None else None
 
 
 FOREACH: dict[str, Callable[[list[A], int | None], str | None]] = {
     **{op: _fe_unary_rule(op) for op, o in OPS.items() if o.kind is Kind.UNARY},
-    **{op: _fe_binary_rule(op) for op, o in OPS.items() if o.kind is Kind.BINARY},
+    **{
+        op: _fe_binary_rule(op) if o.foreach else _no_foreach
+        for op, o in OPS.items()
+        if o.kind is Kind.BINARY
+    },
     "interp": _fe_interp,
+    "where": _no_foreach,
     "norm": _fe_norm,
+    "sum": _no_foreach,
+    "numel": _no_foreach,
+    "ndim": _no_foreach,
     "tensor_dot": lambda a, pos: None,
     "combine_norm": lambda a, pos: None,
     "combine_sum": lambda a, pos: None,

@@ -178,6 +178,8 @@ def _domain(op: str, args: list[sp.Expr], semantics: Semantics) -> list[sp.Basic
         return [sp.Ne(args[1] + EPS_RATIONAL, 0) if hero else sp.Ne(args[1], 0)]
     if op == "reciprocal":
         return [sp.Ne(x, 0)]
+    if op == "mod":  # x % 0 is NaN
+        return [sp.Ne(args[1], 0)]
     if op == "sqrt":
         return [] if hero else [sp.Ge(x, 0)]
     if op in ("log", "log2", "log10"):

@@ -38,7 +38,7 @@ from simplifier.equiv.prove import prove
 from simplifier.equiv.refute import DEFAULT_RTOL, DEFAULT_STEPS, refute, search_plan
 from simplifier.equiv.verdict import BoundedCheck, Details, Float64Check, Pair, Verdict
 from simplifier.ir import Program
-from simplifier.numeric import SEMANTICS, Semantics, step
+from simplifier.numeric import SEMANTICS, Semantics, initial_states, step
 from simplifier.passes.base import NO_DEADLINE, Deadline
 from simplifier.passes.dce import eliminate_dead_code
 from simplifier.source import ProgramSource, as_program
@@ -148,8 +148,7 @@ def float64_check(
     rng = np.random.default_rng([seed, 7])
     shapes = (3, 2)
     w = [rng.normal(size=n) for n in shapes]
-    sa = {s: [np.zeros(n) for n in shapes] for s in a.states}
-    sb = {s: [np.zeros(n) for n in shapes] for s in b.states}
+    sa, sb = initial_states(a, shapes), initial_states(b, shapes)
     with np.errstate(all="ignore"):
         for t in range(steps):
             g = [rng.normal(size=n) for n in shapes]

@@ -36,7 +36,7 @@ from simplifier.equiv.precise import Inputs
 from simplifier.equiv.prove import Side, domain_difference
 from simplifier.ir import Program, Role
 from simplifier.numeric import Semantics
-from simplifier.symbolic.translate import SymbolicTimeout, time_budget
+from simplifier.symbolic.translate import SymbolicTimeout, rational, time_budget
 
 BOUNDED_BUDGET_S = 5.0
 
@@ -67,7 +67,9 @@ def bounded(a: Program, b: Program, semantics: Semantics = "math", steps: int = 
 def _unroll(a: Program, b: Program, semantics: Semantics, steps: int) -> Bounded:
     roles = RoleSymbols.of(a, b)
     sides = [Side.of(p, label, roles, semantics) for p, label in ((a, "A"), (b, "B"))]
-    states: list[dict[str, sp.Expr]] = [{s: sp.Integer(0) for s in p.states} for p in (a, b)]
+    states: list[dict[str, sp.Expr]] = [
+        {s: rational(v) for s, v in p.initial.items()} for p in (a, b)
+    ]
     domains: list[list[Constraint]] = [[], []]
     per_step: list[dict[Role, sp.Symbol]] = []
     for t in range(1, steps + 1):
@@ -96,7 +98,7 @@ def _unroll(a: Program, b: Program, semantics: Semantics, steps: int) -> Bounded
             updates.append(out.outputs[0])
             # Dead states never reach an update: hold them at 0 instead of growing expressions.
             states[k] = {
-                s: (out.outputs[1 + i] if s in side.live else sp.Integer(0))
+                s: (out.outputs[1 + i] if s in side.live else sp.S.Zero)
                 for i, s in enumerate(p.states)
             }
         assumptions = [c.relation for c in domains[0] + domains[1]]

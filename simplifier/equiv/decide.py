@@ -1,9 +1,11 @@
 """Deciding ``expr == 0`` over the reals: SymPy first, then z3 for piecewise functions.
 
 SymPy's ``expand`` settles polynomial and rational identities. What it cannot decide (``sign``,
-``abs``, ``maximum``, ``minimum`` mixed with division, as in ``m / abs(m)`` vs ``sign(m)``) goes
-to z3 over real arithmetic: the piecewise functions become ``If`` terms, so z3 splits on the signs
-involved. The encoding is sound, never optimistic:
+``abs``, ``maximum``, ``minimum`` mixed with division, as in ``m / abs(m)`` vs ``sign(m)``, and
+the comparisons and ``where``, which SymPy holds as ``Piecewise``) goes to z3 over real
+arithmetic: the piecewise functions become ``If`` terms, so z3 splits on the signs involved;
+``floor`` is z3's ``ToInt`` (exact), ``%`` an uninterpreted function. The encoding is sound,
+never optimistic:
 
 - element-wise transcendental functions (``cosh``, ``arcsin``, ``exp``, real powers ...) become
   uninterpreted functions: equal arguments give equal results, nothing more is assumed (a few
@@ -138,6 +140,15 @@ class Encoder:
         if isinstance(e, interp):
             x, y, a = (self.expr(t) for t in e.args)
             return (1 - a) * x + a * y
+        if isinstance(e, sp.Piecewise):  # comparisons and where: nested If, first match wins
+            out = self.expr(e.args[-1][0])
+            if e.args[-1][1] is not sp.true:
+                raise Unsupported(f"a Piecewise without a default: {e}")
+            for value, cond in reversed(e.args[:-1]):
+                out = z3.If(self.relation(cond), self.expr(value), out)
+            return out
+        if isinstance(e, sp.floor):  # exact: the integer part, rounding down
+            return z3.ToReal(z3.ToInt(self.expr(e.args[0])))
         if isinstance(e, OPAQUE):
             return self._opaque(e)
         if isinstance(e, sp.Function):
@@ -213,6 +224,8 @@ class Encoder:
             return z3.And([self.relation(a) for a in r.args])
         if isinstance(r, sp.Or):
             return z3.Or([self.relation(a) for a in r.args])
+        if isinstance(r, sp.Not):
+            return z3.Not(self.relation(r.args[0]))
         ops: dict[type, Callable[[Any, Any], z3.BoolRef]] = {
             sp.Ne: lambda a, b: a != b,
             sp.Eq: lambda a, b: a == b,

@@ -43,6 +43,11 @@ class Inputs:
     w: Sequence[Sequence[float]]
     g: Sequence[Sequence[float]]
     lr: float = 1.0
+    dims: Sequence[int] | None = None  # each tensor's number of dimensions (default: 1 each)
+
+    @property
+    def ndims(self) -> Sequence[int]:
+        return self.dims if self.dims is not None else [1] * len(self.w)
 
 
 def _nan() -> Mpf:
@@ -99,6 +104,25 @@ def _extremum(pick: Callable[[Mpf, Mpf], Mpf]) -> Callable[[Mpf, Mpf], Mpf]:
     return f
 
 
+def _mod(a: Mpf, b: Mpf) -> Mpf:
+    """Python's (and NumPy's) floor modulo, with their edge cases: NaN for ``x % 0`` and for an
+    infinite ``x``; ``x % ±inf`` is ``x`` when ``x`` is 0 or has the divisor's sign, else ``b``."""
+    if _isnan(a) or _isnan(b) or mpmath.isinf(a) or b == 0:
+        return _nan()
+    if mpmath.isinf(b):
+        return a if a == 0 or (a > 0) == (b > 0) else b
+    return a - b * mpmath.floor(a / b)
+
+
+def _where(c: Mpf, a: Mpf, b: Mpf) -> Mpf:
+    return a if c != 0 else b  # NaN != 0: NaN selects a, as in NumPy and torch
+
+
+def _truth(relation: Callable[[Mpf, Mpf], bool]) -> Callable[[Mpf, Mpf], Mpf]:
+    """A comparison as 1 or 0; NaN compares false (``!=`` true), as IEEE says."""
+    return lambda a, b: mpmath.mpf(1) if relation(a, b) else mpmath.mpf(0)
+
+
 # Rules with NumPy's edge cases that mpmath's functions do not have; the rest come from the op
 # table's spellings (mpmath functions, Python operators, or formulas over both).
 _SPECIAL: dict[str, Callable[..., Mpf]] = {
@@ -106,10 +130,15 @@ _SPECIAL: dict[str, Callable[..., Mpf]] = {
     "power": _power,
     "maximum": _extremum(max),
     "minimum": _extremum(min),
+    "mod": _mod,
+    "where": _where,
 }
 
 
 def _precise_rule(op: Op) -> Callable[..., Mpf] | None:
+    if op.truth:
+        assert op.operator is not None, op.name
+        return _truth(getattr(operator, op.operator))
     if op.mpmath:
         return _safe(getattr(mpmath, op.mpmath))
     if op.operator:
@@ -146,8 +175,11 @@ def _broadcast(*entries: list[Mpf]) -> list[tuple[Mpf, ...]]:
     return list(zip(*(e * n if len(e) == 1 else e for e in entries), strict=True))
 
 
-def _rules(impl: dict[str, Callable[..., Mpf]], n: int) -> Callable[[Stmt, list[Value]], Value]:
-    """The rule of one statement of a lowered program (see :mod:`simplifier.passes.lower`)."""
+def _rules(
+    impl: dict[str, Callable[..., Mpf]], n: int, dims: Sequence[int]
+) -> Callable[[Stmt, list[Value]], Value]:
+    """The rule of one statement of a lowered program (see :mod:`simplifier.passes.lower`);
+    ``dims`` are the parameter tensors' numbers of dimensions (for ``ndim``)."""
 
     def total(xs: list[list[Mpf]]) -> Mpf:
         return mpmath.fsum(x for t in xs for x in t)
@@ -159,6 +191,9 @@ def _rules(impl: dict[str, Callable[..., Mpf]], n: int) -> Callable[[Stmt, list[
 
     reductions: dict[str, Callable[[list[Value]], Value]] = {
         "norm": lambda a: [[mpmath.sqrt(mpmath.fsum(x * x for x in t))] for t in a[0]],
+        "sum": lambda a: [[mpmath.fsum(t)] for t in a[0]],
+        "numel": lambda a: [[mpmath.mpf(len(t))] for t in a[0]],
+        "ndim": lambda a: [[mpmath.mpf(d)] for d in dims],
         # A scalar (from a lowered clip of a scalar) counts once per tensor, as in numeric.
         "global_norm": lambda a: [[mpmath.sqrt(total([[x * x for x in t] for t in a[0]]))]] * n,
         "dot": dot,
@@ -210,7 +245,7 @@ def _step(
     def const(c: Const) -> Value:
         return [[_exact(c.value)] for _ in range(n)]
 
-    _, outs = forward(program, env, _rules(impl, n), const)
+    _, outs = forward(program, env, _rules(impl, n, inputs.ndims), const)
     update = [u * len(w) if len(u) == 1 else u for u, w in zip(outs[0], inputs.w, strict=True)]
     return update, dict(zip(program.states, outs[1:], strict=True))
 
@@ -218,14 +253,17 @@ def _step(
 def run(
     program: Program, steps: Sequence[Inputs], semantics: Semantics = "math"
 ) -> tuple[list[Value], list[dict[str, Value]]]:
-    """Run from zero state over the given inputs: the updates and the states after each step."""
+    """Run from the initial states over the given inputs: the updates, and the states after
+    each step."""
     updates: list[Value] = []
     history: list[dict[str, Value]] = []
     lowered = Lower(semantics).run(program)
     with mpmath.workdps(DIGITS):
         impl = element_wise()
-        zeros = [[mpmath.mpf(0)] * len(t) for t in steps[0].w] if steps else []
-        states: dict[str, Value] = {s: zeros for s in program.states}
+        sizes = [len(t) for t in steps[0].w] if steps else []
+        states: dict[str, Value] = {
+            s: [[_exact(v)] * k for k in sizes] for s, v in program.initial.items()
+        }
         for t, inputs in enumerate(steps):
             update, states = _step(lowered, impl, inputs, states, t + 1)
             updates.append(update)

@@ -1,10 +1,11 @@
 """Inductive equivalence proofs: a linear state correspondence preserved by every step.
 
-Two programs A and B are equivalent when, from zero states, they produce the same update at every
-step. The proof is a simulation: a linear map ``M`` with ``state_B = M @ state_A`` (over the live
-states; dead states cannot reach an update) such that
+Two programs A and B are equivalent when, from their initial states, they produce the same
+update at every step. The proof is a simulation: a linear map ``M`` with
+``state_B = M @ state_A`` (over the live states; dead states cannot reach an update) such that
 
-1. it holds initially: ``M @ 0 = 0``, true for every linear map;
+1. it holds initially: ``M @ init_A = init_B`` for the states' initial values (zero unless a
+   program gives one, ``v: state = 1e-6``: with zeros, true for every linear map);
 2. the updates agree given corresponding states: ``update_B(M s) == update_A(s)``;
 3. every step preserves it: ``new_B(M s) == M @ new_A(s)``,
 
@@ -214,6 +215,9 @@ def _check(src: Side, dst: Side, corr: Correspondence, semantics: Semantics) -> 
     for i, row in corr.invariants.items():
         obligations.append((f"invariant {src.label}.{i}", new_src[i] - _combination(row, new_src)))
 
+    initial = _initially(src, dst, corr)
+    if initial is not None:
+        return Proof(False, live=live, mapping=mapping, reason=initial)
     dom_src, ok_src = src.domain(semantics, own)
     dom_dst, ok_dst = dst.domain(semantics, mapped)
     if not (ok_src and ok_dst):
@@ -233,6 +237,23 @@ def _check(src: Side, dst: Side, corr: Correspondence, semantics: Semantics) -> 
         methods.append(f"{what}: {outcome.method}")
     conditions = domain_difference(dom_src, dom_dst)
     return Proof(True, conditions, mapping, live, methods)
+
+
+def _initially(src: Side, dst: Side, corr: Correspondence) -> str | None:
+    """Obligation 1 with the states' initial values (exact numbers): None if
+    ``M @ init_src == init_dst`` and ``src``'s invariants hold at step 0, else the reason."""
+    init_src, init_dst = src.program.initial, dst.program.initial
+
+    def value(row: dict[str, Fraction]) -> Fraction:
+        return sum((c * init_src[i] for i, c in row.items()), Fraction(0))
+
+    for j, row in corr.matrix.items():
+        if value(row) != init_dst[j]:
+            return f"state {dst.label}.{j} does not start where the correspondence says"
+    for i, row in corr.invariants.items():
+        if value(row) != init_src[i]:
+            return f"invariant {src.label}.{i} does not hold at step 0"
+    return None
 
 
 def domain_difference(

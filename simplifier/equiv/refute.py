@@ -40,7 +40,7 @@ from simplifier.equiv import precise
 from simplifier.equiv.precise import Inputs
 from simplifier.equiv.verdict import Counterexample, StepInputs
 from simplifier.ir import Program
-from simplifier.numeric import Problem, Semantics, run, step
+from simplifier.numeric import Problem, Semantics, initial_states, run, step
 
 DEFAULT_RTOL = 1e-9
 DEFAULT_STEPS = 24
@@ -111,9 +111,8 @@ def _float_mismatch(
     a: Program, b: Program, inputs: list[Inputs], semantics: Semantics, rtol: float
 ) -> int | None:
     """The first step (1-based) where float64 updates differ by more than ``rtol``, if any."""
-    zeros = [np.zeros(n) for n in (len(t) for t in inputs[0].w)]
-    sa = {s: list(zeros) for s in a.states}
-    sb = {s: list(zeros) for s in b.states}
+    sizes = [len(t) for t in inputs[0].w]
+    sa, sb = initial_states(a, sizes), initial_states(b, sizes)
     with np.errstate(all="ignore"):
         for t, x in enumerate(inputs):
             w = [np.asarray(v, dtype=np.float64) for v in x.w]

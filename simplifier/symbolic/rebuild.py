@@ -41,15 +41,7 @@ from simplifier.ops import OPS, Kind
 from simplifier.parse import is_literal
 from simplifier.passes.rules import printable
 from simplifier.symbolic.fold import Opaque
-from simplifier.symbolic.translate import (
-    clip,
-    clip_scalar,
-    cosine_sim,
-    dot,
-    global_norm,
-    interp,
-    norm,
-)
+from simplifier.symbolic.translate import OPAQUE, clip_scalar, interp
 
 FUNCTION_OPS: dict[type, str] = {
     sp.Abs: "abs",
@@ -69,11 +61,7 @@ FUNCTION_OPS: dict[type, str] = {
     sp.acosh: "arccosh",
     sp.atanh: "arctanh",
     interp: "interp",
-    norm: "norm",
-    global_norm: "global_norm",
-    dot: "dot",
-    cosine_sim: "cosine_sim",
-    clip: "clip",
+    **{cls: cls.__name__ for cls in OPAQUE},  # the reductions and clip
     clip_scalar: "clip",
 }
 
@@ -455,7 +443,9 @@ class _Builder:
                 return "t"  # a function's name would be a confusing variable name
             if n.op in ("norm", "global_norm"):
                 return f"{args[0]}_norm"
-            return f"{'dot' if n.op == 'dot' else 'cos'}_{'_'.join(args)}"
+            if n.op in ("dot", "cosine_sim"):
+                return f"{'dot' if n.op == 'dot' else 'cos'}_{'_'.join(args)}"
+            return f"{args[0]}_{n.op}"  # g_sum, g_mean, ...
         if Role.GRADIENT in roles and not roles & {Role.WEIGHT, Role.STATE}:
             gradient = self.program.input_named(Role.GRADIENT)
             return gradient or "g"

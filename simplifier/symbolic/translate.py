@@ -97,7 +97,24 @@ class clip_scalar(clip):
     with that value (the global norm counts entries), so the two must never compare equal."""
 
 
-OPAQUE: tuple[type[sp.Function], ...] = (norm, global_norm, dot, cosine_sim, clip)
+def _reduction(op: Op) -> type[_Reduction]:
+    """The opaque SymPy function of a reduction that has no class of its own above."""
+    return cast(
+        type[_Reduction], type(op.name, (_Reduction,), {"nargs": op.arity, "__module__": __name__})
+    )
+
+
+_WRITTEN: tuple[type[sp.Function], ...] = (norm, global_norm, dot, cosine_sim, clip)
+# Every reduction and clip, opaque: the classes above, and one made from the op table for each
+# other reduction (``sum``, ``numel``, ``mean``, ...), so a new reduction needs nothing here.
+OPAQUE: tuple[type[sp.Function], ...] = (
+    *_WRITTEN,
+    *(
+        _reduction(op)
+        for name, op in OPS.items()
+        if op.kind is Kind.REDUCTION and name not in {c.__name__ for c in _WRITTEN}
+    ),
+)
 
 
 def rational(c: Const | Fraction) -> sp.Rational:
@@ -106,7 +123,28 @@ def rational(c: Const | Fraction) -> sp.Rational:
     return sp.Rational(v.numerator, v.denominator)
 
 
+def _truth(relation: Callable[[sp.Expr, sp.Expr], sp.Basic]) -> Callable[..., sp.Expr]:
+    """A comparison as ``Piecewise((1, relation), (0, True))`` (over the reals: no NaN)."""
+
+    def rule(x: sp.Expr, y: sp.Expr) -> sp.Expr:
+        if x.has(sp.nan, sp.zoo) or y.has(sp.nan, sp.zoo):
+            return sp.nan  # an undefined operand: no real truth value
+        return sp.Piecewise((sp.S.One, relation(x, y)), (sp.S.Zero, True))
+
+    return rule
+
+
+def where(c: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """``where(c, a, b)``: ``a`` where ``c != 0``, else ``b``."""
+    if c.has(sp.nan, sp.zoo):
+        return sp.nan
+    return sp.Piecewise((a, sp.Ne(c, 0)), (b, True))
+
+
 def _sympy_rule(op: Op) -> Callable[..., sp.Expr] | None:
+    if op.truth:
+        assert op.sympy is not None, op.name
+        return _truth(getattr(sp, op.sympy))
     if op.sympy:
         return cast(Callable[..., sp.Expr], getattr(sp, op.sympy))
     if op.operator:
@@ -127,6 +165,7 @@ def _constant(op: Op) -> Callable[[], sp.Expr]:
 # operators, formulas over both), interp kept folded, the reductions and clip opaque.
 _OPAQUE_RULES: dict[str, Callable[..., sp.Expr]] = {
     "interp": interp,
+    "where": where,
     **{cls.__name__: cls for cls in OPAQUE},
 }
 SYMPY_IMPL: dict[str, Callable[..., sp.Expr]] = {
