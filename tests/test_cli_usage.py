@@ -105,6 +105,11 @@ print(" ".join(sorted({m.split(".")[0] if not m.startswith("simplifier") else m
     [
         (["--version"], ""),
         (["check", "corpus/lion.py"], "lark simplifier.cli.check simplifier.cli.common"),
+        (  # a usage error of a command with --backend: no torch (the executor) to say it
+            ["simplify", "-o", "", "corpus/lion.py"],
+            "lark simplifier.cli.ablate simplifier.cli.backend simplifier.cli.common "
+            "simplifier.cli.simplify",
+        ),
     ],
 )
 def test_a_command_imports_only_what_it_needs(args: list[str], loaded: str) -> None:
@@ -147,3 +152,10 @@ def test_usage_errors_are_json_with_json(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         main(["equiv", LION, LION, "--steps", "x"])  # without --json: stderr only
     assert capsys.readouterr().out == ""
+
+
+def test_the_backend_options_name_the_executors_backends() -> None:
+    from simplifier.cli.backend import BACKENDS
+    from simplifier.executor import BACKENDS as EXECUTORS
+
+    assert BACKENDS == EXECUTORS

@@ -14,9 +14,16 @@ True
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from simplifier.errors import UsageError
-from simplifier.executor import BACKENDS, Executor, make_executor
+
+if TYPE_CHECKING:
+    from simplifier.executor import Executor
+
+# simplifier.executor.BACKENDS, spelled here so that building the parser imports no torch (a
+# test checks the two agree).
+BACKENDS = ("local", "ray")
 
 
 def add_backend_arguments(p: argparse._ActionsContainer) -> None:
@@ -44,6 +51,8 @@ def executor_from_args(args: argparse.Namespace) -> Executor | None:
     Raises :class:`UsageError` (exit 2) for ``--address`` without ``--backend ray``, a missing
     Ray installation, or no cluster at the address.
     """
+    from simplifier.executor import make_executor
+
     backend = getattr(args, "backend", "local")
     address = getattr(args, "address", None)
     if backend != "ray":

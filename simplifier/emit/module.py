@@ -315,13 +315,14 @@ class _Module:
         return any(not op.global_reduction for op in reductions)
 
     def initial(self) -> str:
-        """The states' nonzero initial values, as the source of a dict literal."""
+        """The states' nonzero initial values, as the source of a tuple of (state, value) pairs
+        (immutable: a class attribute)."""
         items = [
-            f'"{buf}": {Lit(v).source}'
+            f'("{buf}", {Lit(v).source})'
             for buf, v in zip(self.low.states, self.low.initial, strict=True)
             if v != 0
         ]
-        return "{" + ", ".join(items) + "}"
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
     @property
     def reductions(self) -> list[str]:
@@ -497,8 +498,9 @@ class _Module:
                 with code.block("if maximize:"):
                     code(f"{low.grad} = -{low.grad}")
             for s in low.states:
-                if _uses(body.lines, s):
-                    code(f"{s} = {names.buf[s]}.to({low.weight}.dtype)")
+                if _uses(body.lines, s):  # a copy: autograd may keep it (maximum's backward
+                    # reads its inputs), and the buffer is written below (differentiable=True)
+                    code(f"{s} = {names.buf[s]}.to({low.weight}.dtype, copy=True)")
             for line in body.lines:
                 code(line)
         return code.text()
