@@ -8,7 +8,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simplifier.numeric import NUMPY, Problem, Semantics, run, step, torch_backend, train
+from simplifier.numeric import (
+    NUMPY,
+    Problem,
+    Semantics,
+    initial_states,
+    run,
+    step,
+    torch_backend,
+    train,
+)
 from simplifier.parse import parse
 from simplifier.testing import SAFE, programs
 
@@ -42,7 +51,7 @@ def test_numpy_and_torch_agree_step_by_step(text: str, seed: int, semantics: Sem
     lrs = [0.1, 0.05, 0.02, 0.01, 0.005]
     ref = run(program, weights, grads, lrs, semantics=semantics, apply_updates=False)
     tb = torch_backend()
-    states = {name: [tb.array(x * 0) for x in weights] for name in program.states}
+    states = initial_states(program, [x.shape for x in weights], tb)
     for t in range(len(grads)):
         w = [tb.array(x) for x in weights]
         g = [tb.array(x) for x in grads[t]]

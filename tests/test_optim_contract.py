@@ -29,6 +29,7 @@ import torch
 from emit_support import CORPUS, signature
 
 from simplifier.emit import compile_torch
+from simplifier.ops import OPS
 from simplifier.parse import parse
 
 TEXT = {f.stem: f.read_text(encoding="utf-8") for f in CORPUS}
@@ -71,7 +72,8 @@ def make(name: str, path: str) -> Factory:
 
 
 def elementwise(name: str) -> bool:
-    return "norm" not in TEXT[name] and "clip(" not in TEXT[name] and "dot(" not in TEXT[name]
+    """Whether the program only has element-wise ops (no reduction over a tensor, no clip)."""
+    return all(OPS[s.op].elementwise for s in parse(TEXT[name]).body)
 
 
 def params_of(dtype: torch.dtype = torch.float64, seed: int = 0) -> list[torch.nn.Parameter]:

@@ -315,13 +315,13 @@ class _Module:
         return any(not op.global_reduction for op in reductions)
 
     def initial(self) -> str:
-        """The states' nonzero initial values, as the source of a dict literal."""
+        """The states' nonzero initial values, as the source of a tuple of pairs."""
         items = [
-            f'"{buf}": {Lit(v).source}'
+            f'("{buf}", {Lit(v).source})'
             for buf, v in zip(self.low.states, self.low.initial, strict=True)
             if v != 0
         ]
-        return "{" + ", ".join(items) + "}"
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
     @property
     def reductions(self) -> list[str]:
@@ -496,9 +496,11 @@ class _Module:
             if _uses(body.lines, low.grad):
                 with code.block("if maximize:"):
                     code(f"{low.grad} = -{low.grad}")
+            # A copy (free once compiled): under differentiable=True the final writes into the
+            # buffers must not change a value autograd kept (maximum(v_max, v) keeps v_max).
             for s in low.states:
                 if _uses(body.lines, s):
-                    code(f"{s} = {names.buf[s]}.to({low.weight}.dtype)")
+                    code(f"{s} = {names.buf[s]}.to({low.weight}.dtype, copy=True)")
             for line in body.lines:
                 code(line)
         return code.text()
@@ -665,7 +667,7 @@ class _Module:
             code(f"_reads_step = {low.step is not None}")
             code(f"_reductions = {_tuple(self.reductions)}")
             code(f"_per_tensor = {self.per_tensor}")
-            code(f"_initial = {self.initial()}  # states that do not start at 0")
+            code(f"_initial = {self.initial()}  # (state, value) for states that do not start at 0")
             code("")
             self.init(code)
             code("")

@@ -156,10 +156,11 @@ def _gather(
         if not state:
             state["step"] = 0
             dtype = group["state_dtype"] or p.dtype
-            for s in opt._states:  # each state's initial value (0 unless the program says)
-                state[s] = torch.full_like(
-                    p, opt._initial.get(s, 0.0), dtype=dtype, memory_format=torch.preserve_format
-                )
+            initial = dict(opt._initial)  # each state's value at step 0 (0 unless the program says)
+            for s in opt._states:
+                state[s] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                if s in initial:  # a complex state: both parts, as its real view steps
+                    _real(state[s]).fill_(initial[s])
         state["step"] += 1
         params.append(_real(p))
         grads.append(_real(p.grad))
