@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 
 from simplifier.ablation.engine import Replica, step_batched, train
 from simplifier.ablation.tasks import Budget, get_task
+from simplifier.numeric import initial_states, torch_backend
 from simplifier.numeric import step as reference_step
-from simplifier.numeric import torch_backend
 from simplifier.parse import parse, parse_file
 from simplifier.testing import SAFE, programs
 
@@ -34,15 +34,15 @@ def _compare_with_reference(text: str, semantics: str = "math", steps: int = 3) 
     r, p = 3, sum(SIZES)
     w = torch.randn(r, p, generator=gen, dtype=torch.float64)
     grads = [torch.randn(r, p, generator=gen, dtype=torch.float64) for _ in range(steps)]
-    states = {n: torch.zeros(r, p, dtype=torch.float64) for n in program.states}
-    ref_states = [
-        {n: _split(torch.zeros(p, dtype=torch.float64)) for n in program.states} for _ in range(r)
-    ]
+    states = {
+        n: torch.full((r, p), float(v), dtype=torch.float64) for n, v in program.initial.items()
+    }
+    ref_states = [initial_states(program, SHAPES, torch_backend()) for _ in range(r)]
     backend = torch_backend()
     for t in range(steps):
         lr = 0.1 * (t + 1)
         upd, states = step_batched(
-            program, w, grads[t], states, lr, t + 1, semantics=semantics, segments=SIZES
+            program, w, grads[t], states, lr, t + 1, semantics=semantics, segments=SHAPES
         )  # type: ignore[arg-type]
         for i in range(r):
             ref_upd, ref_states[i] = reference_step(

@@ -29,7 +29,7 @@ import torch
 from emit_support import CORPUS, signature
 
 from simplifier.emit import compile_torch
-from simplifier.ops import OPS, Kind
+from simplifier.ops import OPS
 from simplifier.parse import parse
 
 TEXT = {f.stem: f.read_text(encoding="utf-8") for f in CORPUS}
@@ -72,10 +72,8 @@ def make(name: str, path: str) -> Factory:
 
 
 def elementwise(name: str) -> bool:
-    """No op of the program reduces over a tensor (read from the op table, not the text: a
-    comment may say "norm")."""
-    ops = [OPS[s.op] for s in parse(TEXT[name], f"corpus/{name}.py").body]
-    return not any(op.kind in (Kind.REDUCTION, Kind.CLIP) or op.global_reduction for op in ops)
+    """Whether the program only has element-wise ops (no reduction over a tensor, no clip)."""
+    return all(OPS[s.op].elementwise for s in parse(TEXT[name]).body)
 
 
 def params_of(dtype: torch.dtype = torch.float64, seed: int = 0) -> list[torch.nn.Parameter]:

@@ -315,14 +315,13 @@ class _Module:
         return any(not op.global_reduction for op in reductions)
 
     def initial(self) -> str:
-        """The states' nonzero initial values, as the source of a tuple of (state, value) pairs
-        (immutable: a class attribute)."""
+        """The states' nonzero initial values, as the source of a tuple of pairs."""
         items = [
             f'("{buf}", {Lit(v).source})'
             for buf, v in zip(self.low.states, self.low.initial, strict=True)
             if v != 0
         ]
-        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
     @property
     def reductions(self) -> list[str]:
@@ -392,23 +391,23 @@ class _Module:
             both = [(x, names.full[x]) for x in (low.weight, low.grad, *stepnums)]
             both += [(names.buf[s], names.full[s]) for s in states]
             inner = [(x, f) for x, f in both if _uses(lines, x)]
-            target = ", ".join(x for x, _ in inner) + ("," if len(inner) == 1 else "")
             fn = "_blocks" if single else "_blocks_all"
-            header = f"for {target} in {fn}({', '.join(f for _, f in inner)}):"
-            lines = [header, *("    " + x for x in lines)]
+            iterable = f"{fn}({', '.join(f for _, f in inner)})"
+            header = _for([x for x, _ in inner], iterable)
+            lines = [*header, *("    " + x for x in lines)]
         pairs = [(v, src) for v, src in pairs if _uses(lines, v)] or pairs[:1]
-        targets = ", ".join(v for v, _ in pairs)
+        targets = [v for v, _ in pairs]
         sources = ", ".join(src for _, src in pairs)
         if single and len(pairs) == 1:
-            header = f"for {targets} in {sources}:"
+            header = [f"for {targets[0]} in {sources}:"]
         elif single:
-            header = f"for {targets} in zip({sources}, strict=True):"
+            header = _for(targets, f"zip({sources}, strict=True)")
         else:
-            targets = f"({targets},)" if len(pairs) == 1 else targets
-            header = f"for {targets} in _buckets({sources}):"
+            header = _for(targets, f"_buckets({sources})")
         for p in stage.partials:
             code(f"{names.parts[p]}: list[Tensor] = []")
-        code(header)
+        for line in header:
+            code(line)
         with code.indented():
             for line in lines:
                 code(line)
@@ -497,9 +496,10 @@ class _Module:
             if _uses(body.lines, low.grad):
                 with code.block("if maximize:"):
                     code(f"{low.grad} = -{low.grad}")
+            # A copy (free once compiled): under differentiable=True the final writes into the
+            # buffers must not change a value autograd kept (maximum(v_max, v) keeps v_max).
             for s in low.states:
-                if _uses(body.lines, s):  # a copy: autograd may keep it (maximum's backward
-                    # reads its inputs), and the buffer is written below (differentiable=True)
+                if _uses(body.lines, s):
                     code(f"{s} = {names.buf[s]}.to({low.weight}.dtype, copy=True)")
             for line in body.lines:
                 code(line)
@@ -612,8 +612,10 @@ class _Module:
         plan = self.plan
         inputs = [n for n in plan.reads(plan.numbers, VKind.NUMBER) if n in self.low.hypers]
         code = Code()
-        args = ", ".join(f"{n}: float" for n in inputs)
-        with code.block(f"def _numbers({args}) -> dict[str, float]:"):
+        *head, last = _def("_numbers", [f"{n}: float" for n in inputs], "dict[str, float]")
+        for line in head:
+            code(line)
+        with code.block(last):
             code('"""Scalars computed from the hyperparameters, in float64 with IEEE semantics')
             code('(1 / 0 is inf, not an exception)."""')
             if inputs:
@@ -630,18 +632,29 @@ class _Module:
         step = low.step or "step"
         outs = plan.stage_stepnums()
         code = Code()
-        args = ", ".join([f"{step}: int", *(f"{n}: float" for n in inputs)])
-        with code.block(f"def _step_numbers({args}) -> tuple[float, ...]:"):
+        args = [f"{step}: int", *(f"{n}: float" for n in inputs)]
+        *head, last = _def("_step_numbers", args, "tuple[float, ...]")
+        for line in head:
+            code(line)
+        with code.block(last):
             code('"""Scalars that depend on a step count, in float64 with IEEE semantics."""')
             names = [step, *inputs]
-            code(f"{', '.join(names)} = {', '.join(f'_f64({n})' for n in names)}")
+            line = f"{', '.join(names)} = {', '.join(f'_f64({n})' for n in names)}"
+            for text in [line] if len(line) <= _WIDTH else [f"{n} = _f64({n})" for n in names]:
+                code(text)
             self._scalar_lines(code, plan.stepnums)
             items = [f"{n}.item()" for n in outs]
             code(f"return ({items[0]},)" if len(items) == 1 else f"return ({', '.join(items)})")
         code("")
         code("")
-        args = ", ".join(["steps: list[int]", *(f"{n}: float" for n in inputs)])
-        with code.block(f"def _per_param({args}) -> dict[str, list[float]]:"):
+        *head, last = _def(
+            "_per_param",
+            ["steps: list[int]", *(f"{n}: float" for n in inputs)],
+            "dict[str, list[float]]",
+        )
+        for line in head:
+            code(line)
+        with code.block(last):
             code('"""Per-parameter scalars from each parameter\'s step count (usually one)."""')
             call = ", ".join(["_s", *inputs])
             code(f"by_step = {{_s: _step_numbers({call}) for _s in set(steps)}}")
@@ -667,7 +680,7 @@ class _Module:
             code(f"_reads_step = {low.step is not None}")
             code(f"_reductions = {_tuple(self.reductions)}")
             code(f"_per_tensor = {self.per_tensor}")
-            code(f"_initial = {self.initial()}  # states that do not start at 0")
+            code(f"_initial = {self.initial()}  # (state, value) for states that do not start at 0")
             code("")
             self.init(code)
             code("")
@@ -858,6 +871,27 @@ def _call(code: Code, fn: str, args: str) -> None:
     for a in args.split(", "):
         code(f"    {a},")
     code(")")
+
+
+_WIDTH = 88  # the longest generated line we write on one line (bodies are indented under it)
+
+
+def _for(targets: list[str], iterable: str) -> list[str]:
+    """A ``for`` header unpacking ``targets``: one line, or one target a line in parentheses
+    (as ruff format writes it) when long; one target is a 1-tuple."""
+    names = targets[0] + "," if len(targets) == 1 else ", ".join(targets)
+    line = f"for {names} in {iterable}:"
+    if len(line) <= _WIDTH:
+        return [line]
+    return ["for (", *(f"    {t}," for t in targets), f") in {iterable}:"]
+
+
+def _def(name: str, args: list[str], returns: str) -> list[str]:
+    """A ``def`` line, or one argument a line when it would be long (the last line ends it)."""
+    line = f"def {name}({', '.join(args)}) -> {returns}:"
+    if len(line) <= _WIDTH:
+        return [line]
+    return [f"def {name}(", *(f"    {a}," for a in args), f") -> {returns}:"]
 
 
 def _tuple(names: list[str] | tuple[str, ...]) -> str:

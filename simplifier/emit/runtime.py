@@ -156,10 +156,10 @@ def _gather(
         if not state:
             state["step"] = 0
             dtype = group["state_dtype"] or p.dtype
-            initial = dict(opt._initial)  # each state's initial value (0 unless the program says)
+            initial = dict(opt._initial)  # each state's value at step 0 (0 unless the program says)
             for s in opt._states:
                 state[s] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                if s in initial:  # a complex state starts at that value in both of its reals
+                if s in initial:  # a complex state: both parts, as its real view steps
                     _real(state[s]).fill_(initial[s])
         state["step"] += 1
         params.append(_real(p))
