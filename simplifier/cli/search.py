@@ -340,6 +340,7 @@ def _run(args: argparse.Namespace, config: SearchConfig, out: Path) -> int:
         print_json(json.loads((out / "search.json").read_text(encoding="utf-8")))
     else:
         sys.stdout.write(report.text())
+    sys.stdout.flush()  # the report before the notes on stderr, also when both are one pipe
     if report.plots_skipped and not args.no_plots:
         print(f"simplifier search: note: {report.plots_skipped}", file=sys.stderr)
     if not args.quiet:

@@ -183,7 +183,9 @@ class Converter:
         rest = list(e.args)
         parts: list[sp.Expr] = []
         candidates = [h for h in self.named if h.func is e.func and h != e]
-        for h in sorted(candidates, key=lambda h: -len(h.args)):
+        # Largest first; ties in SymPy's canonical order (the set's order follows str hashes,
+        # which change with PYTHONHASHSEED from run to run).
+        for h in sorted(candidates, key=lambda h: (-len(h.args), sp.default_sort_key(h))):
             if set(h.args) <= set(rest):
                 parts.append(h)
                 rest = [a for a in rest if a not in h.args]
