@@ -31,7 +31,8 @@ SETTINGS = settings(
 
 def scale_state(program: Program, state: str, factor: Fraction) -> Program:
     """The same optimizer with ``state`` stored times ``factor``: every read sees it divided
-    back (by a multiplication, exact under both semantics), the new value is multiplied."""
+    back (by a multiplication, exact under both semantics), the new value is multiplied, and
+    its initial value is multiplied."""
     inner = f"{state}.unscaled"
     outer = f"{state}.scaled"
     body: list[Stmt] = [Stmt(inner, "mul", (Ref(state), Const(1 / factor)), None)]
@@ -46,7 +47,13 @@ def scale_state(program: Program, state: str, factor: Fraction) -> Program:
     outputs[k] = Ref(outer)
     if outputs[0] == Ref(state):
         outputs[0] = Ref(inner)
-    scaled = replace(program, body=tuple(body), outputs=tuple(outputs))
+    params = tuple(  # the stored state starts scaled too (its initial value, when it has one)
+        replace(p, default=Const(p.default.value * factor))
+        if p.name == state and p.default is not None
+        else p
+        for p in program.params
+    )
+    scaled = replace(program, params=params, body=tuple(body), outputs=tuple(outputs))
     scaled.verify()
     return scaled
 
