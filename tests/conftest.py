@@ -1,11 +1,23 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the Hypothesis profiles.
+
+The default profile is derandomized: every run (CI's included) tries the same examples, so a
+green suite stays green and a red one is reproducible. ``HYPOTHESIS_PROFILE=explore`` draws new
+random examples each run (and more of them): run it when changing a generator or an
+interpreter, and keep what it finds as an explicit ``@example``.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 import torch
+from hypothesis import settings
+
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
