@@ -38,7 +38,7 @@ from simplifier.ablation.tasks import Budget, get_task
 from simplifier.analysis.hashing import structural_hash
 from simplifier.analysis.liveness import live_values
 from simplifier.analysis.types import infer_types
-from simplifier.executor import EvalRequest, LocalExecutor
+from simplifier.executor import EvalRequest, EvalResult, LocalExecutor
 from simplifier.parse import parse_file
 from simplifier.passes.dce import prune
 from simplifier.search.cache import Entry, FitnessCache
@@ -214,17 +214,14 @@ def main(argv: list[str] | None = None) -> int:
 def backends(reqs: list[EvalRequest], local: LocalExecutor, repeat: int) -> None:
     """The round on the local executor and on Ray at 1 and 2 workers (best of ``repeat``)."""
     import ray
+    from distributed import answers, best_time  # bench/distributed.py's timing and answers
 
     from simplifier.distributed import RayExecutor
 
-    def timed(ex: LocalExecutor | RayExecutor) -> tuple[float, list[tuple[object, ...]]]:
-        best, answers = float("inf"), []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            res = ex.evaluate(reqs)
-            best = min(best, time.perf_counter() - t)
-            answers = [(r.key, r.losses, r.reason) for r in res]
-        return best, answers
+    def timed(ex: LocalExecutor | RayExecutor) -> tuple[float, list[object]]:
+        results: list[list[EvalResult]] = []
+        best = best_time(lambda: results.append(ex.evaluate(reqs)), repeat)
+        return best, answers(results[-1])
 
     t0 = time.perf_counter()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -234,8 +231,8 @@ def backends(reqs: list[EvalRequest], local: LocalExecutor, repeat: int) -> None
     for workers in (1, 2):
         with RayExecutor(workers=workers, min_task_steps=1) as rex:
             rex.evaluate(reqs)  # warm the workers (torch import, task data)
-            t, answers = timed(rex)
-        rows.append((f"ray, {workers} worker(s)", t, answers == expected))
+            t, got = timed(rex)
+        rows.append((f"ray, {workers} worker(s)", t, got == expected))
     ray.shutdown()
     print(f"\nbackends: the round of {len(reqs)} children (load average {os.getloadavg()[0]:.1f})")
     print(f"  {'':28}{'seconds':>9}{'evals/s':>9}{'ratio':>7}  same answers")
