@@ -575,7 +575,7 @@ def test_emitted_source_is_deterministic_and_imports_only_torch() -> None:
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported == {"__future__", "collections", "types", "typing", "warnings", "torch"}
+    assert imported == {"__future__", "collections", "math", "types", "typing", "warnings", "torch"}
 
 
 def test_emitted_sources_pass_ruff(tmp_path: Path) -> None:

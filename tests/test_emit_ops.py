@@ -198,3 +198,34 @@ def test_random_programs_match_the_reference(text: str) -> None:
         for foreach in (False, True):
             actual, _, _ = run_emitted(cls, signature(program), data, foreach=foreach)
             assert_close_steps(actual, expected, 1e-9)
+
+
+# Interp weights that are not finite (constant expressions may overflow; step * inf is a
+# per-parameter number): the lerp kernels compute x + w (y - x), which differs from the
+# program's (1 - w) x + w y there (+-inf where the program gives nan), so they must not run.
+# Each line exercises one form: into the first or second argument, into a temporary, a new
+# value, a per-parameter weight.
+NONFINITE_INTERP = [
+    "m = interp(g, m, 10 ** 400)\n  a = m",
+    "m = interp(m, g, -(10 ** 400))\n  a = m",
+    "a = interp(g, w, 10 ** 400)",
+    "a = interp(w, g * 2, 10 ** 400) * 3",
+    "a = interp(g, w, step * 10 ** 400)",
+]
+
+
+@pytest.mark.parametrize("path", ["single", "foreach", "fused", "flat"])
+@pytest.mark.parametrize("line", NONFINITE_INTERP, ids=range(len(NONFINITE_INTERP)))
+def test_interp_with_a_nonfinite_weight_is_the_programs_formula(line: str, path: str) -> None:
+    program = parse(f"def f(w, g, m, lr, step):\n  {line}\n  return lr * 0.01 * a, m\n")
+    data = inputs(torch.float64, steps=3)
+    expected = run_reference(program, data, "math", torch.float64)
+    cls = compile_torch(program)
+    options = {
+        "single": {"foreach": False},
+        "foreach": {"foreach": True},
+        "fused": {"fused": True},
+        "flat": {"foreach": True, "flat": True},
+    }
+    actual, _, _ = run_emitted(cls, signature(program), data, **options[path])
+    assert_close_steps(actual, expected, 1e-10)

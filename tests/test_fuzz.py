@@ -204,14 +204,9 @@ FOUND = [
     b"def train(w, g, lr):\n  # \x0c\x0b\n  u = sgn(g)\n  return u\n",
     "def train(w, g, lr, be\u0301ta=0.5, β=0.25):\n  u = g * béta + β\n  return u * lr\n".encode(),
     b"def train(w, g, lr):\n  u = g * 3e-324 + 7 ** 150\n  return u * lr\n",
-    pytest.param(
-        b"def signum(w, g, m, lr):\n  m = interp(g, m, 10 ** 10 ** 6)\n  return lr * sign(m), m\n",
-        marks=pytest.mark.xfail(
-            reason="issue 14 item 1 / done-when (owner: optable, emit/lower.py): interp with an "
-            "infinite weight; the emitted lerp gives sign +-1 where the interpreter's "
-            "(1 - a) * x + a * y gives nan (found by this fuzzer)"
-        ),
-    ),
+    # interp with an infinite weight: the lerp kernel gave +-1 after sign where the program
+    # gives nan (the emitted lerp now runs only for a finite weight)
+    b"def signum(w, g, m, lr):\n  m = interp(g, m, 10 ** 10 ** 6)\n  return lr * sign(m), m\n",
 ]
 
 

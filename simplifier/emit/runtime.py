@@ -12,6 +12,7 @@ uses another one brings it along.
 
 from __future__ import annotations
 
+import math
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -217,6 +218,42 @@ def _real(t: Tensor) -> Tensor:
 def _f64(x: float) -> Tensor:
     """A float64 0-d tensor: scalar arithmetic with IEEE semantics (1 / 0 is inf)."""
     return torch.tensor(x, dtype=torch.float64)
+
+
+# interp(x, y, w) = (1 - w) x + w y runs as torch.lerp(x, y, w) = x + w (y - x), one kernel,
+# when the weight is finite; with an infinite or NaN weight the two differ (lerp gives +-inf
+# where the program gives nan, and the other way round), so there the program's formula runs.
+def _interp(x: Tensor, y: Tensor, w: float, out: Tensor | None = None) -> Tensor:
+    """interp of two tensors and a number, into ``out`` (which may be ``x`` or ``y``)."""
+    if not math.isfinite(w):
+        value = (1.0 - w) * x + w * y
+        return value if out is None else out.copy_(value)
+    if out is x:
+        return x.lerp_(y, w)
+    if out is y:  # lerp(y, x, 1 - w) = w y + (1 - w) x
+        return y.lerp_(x, 1 - w)
+    return torch.lerp(x, y, w) if out is None else torch.lerp(x, y, w, out=out)
+
+
+def _foreach_interp(
+    xs: list[Tensor], ys: list[Tensor], w: float | list[float], out: list[Tensor] | None = None
+) -> list[Tensor]:
+    """``_interp`` over lists (``w`` one number or one per tensor) with the foreach kernels."""
+    ws = w if isinstance(w, list) else [w] * len(xs)
+    if not all(math.isfinite(a) for a in ws):
+        values = [(1.0 - a) * x + a * y for x, y, a in zip(xs, ys, ws, strict=True)]
+        if out is None:
+            return values
+        for o, v in zip(out, values, strict=True):
+            o.copy_(v)
+        return out
+    if out is xs:
+        torch._foreach_lerp_(xs, ys, w)
+        return xs
+    if out is ys:
+        torch._foreach_lerp_(ys, xs, [1 - a for a in w] if isinstance(w, list) else 1 - w)
+        return ys
+    return list(torch._foreach_lerp(xs, ys, w))
 
 
 def _stack(parts: list[Tensor]) -> Tensor:

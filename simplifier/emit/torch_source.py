@@ -255,24 +255,21 @@ def _eager_compare(op: str) -> EagerRule:
 
 
 def _lerp_ok(a: list[A]) -> bool:
-    return a[0].kind == "T" and a[1].kind == "T" and a[2].kind in ("N", "S")
+    """The lerp kernels fit (runtime ``_interp``): two tensors and a Python number as weight,
+    whose finiteness ``_interp`` checks (a 0-d tensor weight would need a device sync)."""
+    return a[0].kind == "T" and a[1].kind == "T" and a[2].kind == "N"
 
 
 def _interp_expr(a: list[A]) -> str:
-    if _lerp_ok(a):  # interp(x, y, a) = (1 - a) x + a y = lerp(x, y, a)
-        return f"torch.lerp({a[0].src}, {a[1].src}, {a[2].src})"
+    if _lerp_ok(a):
+        return f"_interp({', '.join(x.src for x in a)})"
     return FUNCTIONAL["interp"](a)
 
 
 def _interp_write(a: list[A], dest: str) -> str | None:
     if not _lerp_ok(a):
         return None
-    x, y, w = a
-    if x.src == dest:
-        return f"{dest}.lerp_({y.src}, {w.src})"
-    if y.src == dest:  # lerp(y, x, 1 - a) = a y + (1 - a) x
-        return f"{dest}.lerp_({x.src}, 1 - {w.src})"
-    return f"torch.lerp({x.src}, {y.src}, {w.src}, out={dest})"
+    return f"_interp({', '.join(x.src for x in a)}, out={dest})"
 
 
 def _scaled(fn: str) -> EagerRule:
@@ -362,14 +359,10 @@ def _fe_binary(op: str, a: list[A], pos: int | None) -> str | None:
 
 def _fe_interp(a: list[A], pos: int | None) -> str | None:
     x, y, w = a
-    if x.kind != "T" or y.kind != "T" or w.kind not in ("N", "NL", "S"):
+    if x.kind != "T" or y.kind != "T" or w.kind not in ("N", "NL") or pos not in (None, 0, 1):
         return None
-    if pos is None or pos == 0:
-        return _fe("lerp", a, pos == 0)
-    if pos == 1:
-        one_minus = f"[1 - x for x in {w.src}]" if w.kind == "NL" else f"1 - {w.src}"
-        return f"torch._foreach_lerp_({y.src}, {x.src}, {one_minus})"
-    return None
+    call = f"_foreach_interp({x.src}, {y.src}, {w.src}"
+    return f"{call})" if pos is None else f"{call}, out={a[pos].src})"
 
 
 def _fe_scaled(fn: str) -> Callable[[list[A], int | None], str | None]:
