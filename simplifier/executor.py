@@ -36,7 +36,7 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from simplifier.ablation.ablate import Score, score
+from simplifier.ablation.ablate import Curve, Score, learning_curve, score
 from simplifier.ablation.tasks import Budget
 from simplifier.ir import Program
 from simplifier.numeric import Semantics
@@ -84,7 +84,8 @@ class EvalRequest:
 class EvalResult:
     """One request's outcome: ``losses[i][j]`` is the validation loss at multiplier ``i`` and
     seed ``j`` (``inf`` where that replica diverged); ``score`` is the best multiplier's mean
-    (:func:`simplifier.ablation.ablate.score`), None when the request failed.
+    (:func:`simplifier.ablation.ablate.score`), None when the request failed; ``curves[i]`` is
+    multiplier ``i``'s learning curve (:func:`simplifier.ablation.ablate.learning_curve`).
 
     ``reason`` says why a request failed (an exception, divergence at every multiplier, the time
     limit); ``seconds`` is the request's share of its batch's wall time.
@@ -96,6 +97,7 @@ class EvalResult:
     reason: str | None = None
     seconds: float = 0.0
     replica_steps: int = 0
+    curves: tuple[Curve, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -240,16 +242,18 @@ class LocalExecutor(Closing):
             n = r.replicas
             table = np.asarray(result.loss[at : at + n], dtype=np.float64)
             table = table.reshape(len(r.multipliers), len(r.seeds))
+            per_step = result.train_loss[at : at + n].reshape(len(r.multipliers), len(r.seeds), -1)
             at += n
             losses = tuple(tuple(float(x) for x in row) for row in table)
+            curves = tuple(learning_curve(c) for c in per_step)
             seconds = share * n
             steps = n * r.budget.steps
-            sc = score(table, r.multipliers)
+            sc = score(table, r.multipliers, curves)
             if not sc.finite:
                 reason = "diverged (NaN/inf) at every lr multiplier"
-                out.append(EvalResult(r.key, losses, None, reason, seconds, steps))
+                out.append(EvalResult(r.key, losses, None, reason, seconds, steps, curves))
             else:
-                out.append(EvalResult(r.key, losses, sc, None, seconds, steps))
+                out.append(EvalResult(r.key, losses, sc, None, seconds, steps, curves))
         return out
 
 

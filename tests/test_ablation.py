@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from simplifier.ablation import Budget, Score, Tolerance, ablate, candidates, statement_text
-from simplifier.ablation.ablate import ablation_changes, ablation_notes, is_scaling, score
+from simplifier.ablation.ablate import (
+    CURVE_POINTS,
+    ablation_changes,
+    ablation_notes,
+    is_scaling,
+    learning_curve,
+    score,
+)
 from simplifier.ablation.report import format_row, plot_png, table
 from simplifier.analysis.types import infer_types
 from simplifier.cli import main
@@ -115,6 +122,20 @@ def test_score_is_the_best_multipliers_mean_and_ignores_failed_multipliers() -> 
     assert not diverged.finite and diverged.loss == math.inf
 
 
+def test_learning_curve_averages_seeds_then_windows() -> None:
+    losses = np.array([[3.0, 2.0, 1.0, 1.0, 0.5], [1.0, 2.0, 1.0, math.inf, 0.5]])
+    assert learning_curve(losses, points=5) == (
+        (1, 2.0),
+        (2, 2.0),
+        (3, 1.0),
+        (4, math.inf),
+        (5, 0.5),
+    )
+    assert learning_curve(losses, points=2) == ((3, 5 / 3), (5, math.inf))  # windows of 3, 2
+    assert learning_curve(np.ones((1, 200)))[-1] == (200, 1.0)
+    assert len(learning_curve(np.ones((1, 200)))) == CURVE_POINTS
+
+
 def test_tolerance() -> None:
     s = Score(2.0, 0.05, 1.0, (1.95, 2.05), ((1.0, 2.0, 0),))
     assert Tolerance().limit(s) == pytest.approx(0.05)  # seed noise beats 1% (0.02)
@@ -157,6 +178,12 @@ def test_report_json_table_plot_and_changes(toy_report) -> None:  # type: ignore
         assert row["decision"] in ("removed", "kept")
         assert isinstance(row["line"], int)
     assert parse(data["program"]) == toy_report.program
+    scores = [s for r in data["rounds"] for s in (r["baseline"], *r["candidates"])]
+    for sc in scores:
+        curve = sc["learning_curve"]
+        assert len(curve["step"]) == len(curve["train_loss"]) == TINY.steps  # 20 <= 50 points
+        assert curve["step"] == list(range(1, TINY.steps + 1))
+    assert data["rounds"][0]["baseline"]["learning_curve"]["train_loss"][0] > 0
     text = table(toy_report)
     assert "g = g + 0" in text and "removed (round 0)" in text and "result:" in text
     assert format_row(toy_report.rows[0]).startswith("   2  g = g + 0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -172,3 +173,26 @@ def test_unknown_task_and_budget() -> None:
         get_task("vit")
     with pytest.raises(ValueError, match="unknown budget"):
         get_task("mlp").budget("huge")
+
+
+def test_the_learning_curve_is_each_replicas_training_loss_per_step() -> None:
+    """``train_loss[i, t]`` is replica i's loss on step t's batch before step t's update: at
+    step 0 every replica of a seed has that seed's initial loss; SGD's curve falls; a replica
+    that diverges has a non-finite curve from its failure on, and the others are unaffected."""
+    from simplifier.ablation.engine import batch_indices, task_cache
+
+    task = get_task("mlp")
+    budget = replace(task.budget("small"), steps=30)
+    sgd = parse("def sgd(w, g, lr):\n  return g * lr\n")
+    reps = [Replica(0, 1.0, 0), Replica(0, 4.0, 0), Replica(0, 1e12, 1)]
+    res = train([sgd], reps, task, budget)
+    assert res.train_loss.shape == (3, 30)
+    cache = task_cache(task)
+    data = cache.get_data(torch.device("cpu"), torch.float32)
+    idx = batch_indices(task, 0, 30, data.train_x.shape[0])[0]
+    w0 = cache.get_init(0).to(torch.float32).unsqueeze(0)
+    first = task.loss(w0, data.train_x[idx].unsqueeze(0), data.train_y[idx].unsqueeze(0))
+    assert res.train_loss[0, 0] == res.train_loss[1, 0] == pytest.approx(float(first[0]))
+    assert res.train_loss[0, -5:].mean() < res.train_loss[0, :5].mean()
+    assert res.failed[2] and not np.isfinite(res.train_loss[2, res.failed_at[2] + 1 :]).any()
+    assert np.isfinite(res.train_loss[:2]).all()

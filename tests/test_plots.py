@@ -1,5 +1,5 @@
-"""The ablation charts: each round's baseline drawn, the lr sweep, the loss by round; and a
-missing matplotlib refused before any training."""
+"""The ablation charts: each round's baseline drawn, the lr sweep, the learning curves, the loss
+by round; and a missing matplotlib refused before any training."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def toy_report() -> AblationReport:
 
 def test_charts_show_round_baselines_sweep_and_rounds(toy_report: AblationReport) -> None:
     fig = plot_figure(toy_report)
-    bars, sweep, rounds = fig.axes
+    bars, sweep, _, rounds = fig.axes
     measured = [r for r in toy_report.rows if r.round is not None and math.isfinite(r.loss_with)]
     ticks = [ln for ln in bars.lines if ln.get_gid() == "round-base"]
     assert sorted(ln.get_xdata()[0] for ln in ticks) == sorted(r.loss_with for r in measured)
@@ -45,6 +45,25 @@ def test_charts_show_round_baselines_sweep_and_rounds(toy_report: AblationReport
     assert not any(box.overlaps(t.get_window_extent(renderer)) for t in bars.get_xticklabels())
     assert box.y0 >= 0 and box.x1 <= fig.bbox.x1
     assert plot_png(toy_report).startswith(b"\x89PNG")
+
+
+def test_learning_curves_are_the_scores_curves(toy_report: AblationReport) -> None:
+    """The learning-curve chart draws the original's and the final program's recorded curves
+    (and the program without each kept statement), each point where the JSON puts it."""
+    from simplifier.ablation.report import final_score
+
+    _, _, curves, _ = plot_figure(toy_report).axes
+    lines = {ln.get_label(): ln for ln in curves.lines}
+    assert toy_report.removed  # the toy's `g = g + 0` goes: the final program differs
+    for label, sc in [
+        ("original", toy_report.baseline),
+        ("final program", final_score(toy_report)),
+    ]:
+        assert list(lines[label].get_xdata()) == [t for t, _ in sc.curve]
+        assert list(lines[label].get_ydata()) == [v for _, v in sc.curve]
+    kept = [r for r in toy_report.rows if r.decision == "kept"]
+    assert {f"without line {r.line}" for r in kept} <= set(lines)
+    assert curves.get_xlabel() == "training step"
 
 
 def test_missing_matplotlib_is_refused_before_training(

@@ -75,6 +75,8 @@ if TYPE_CHECKING:
     from simplifier.executor import Executor
 
 Decision = Literal["removed", "kept"]
+Curve = tuple[tuple[int, float], ...]  # (step, mean training loss): see learning_curve
+CURVE_POINTS = 50  # the points a learning curve keeps (the JSON and the plot)
 
 
 # -- candidates ----------------------------------------------------------------------------------
@@ -205,7 +207,8 @@ class Score:
     """A program's measurement: the best multiplier's mean validation loss over the seeds.
 
     ``per_seed`` are the losses at that multiplier, in seed order; ``by_multiplier`` holds
-    ``(multiplier, mean loss, failed seeds)`` for every multiplier of the grid.
+    ``(multiplier, mean loss, failed seeds)`` for every multiplier of the grid; ``curve`` is the
+    learning curve at that multiplier (:func:`learning_curve`; empty when not recorded).
     """
 
     loss: float
@@ -213,6 +216,7 @@ class Score:
     multiplier: float
     per_seed: tuple[float, ...]
     by_multiplier: tuple[tuple[float, float, int], ...]
+    curve: Curve = ()
 
     @property
     def finite(self) -> bool:
@@ -233,11 +237,33 @@ class Score:
             "by_multiplier": [
                 {"multiplier": m, "loss": _num(v), "failed": f} for m, v, f in self.by_multiplier
             ],
+            "learning_curve": {
+                "step": [t for t, _ in self.curve],
+                "train_loss": [_num(v) for _, v in self.curve],
+            },
         }
 
 
-def score(losses: np.ndarray, multipliers: Sequence[float]) -> Score:
-    """The score of a ``(multipliers, seeds)`` loss table (``inf`` marks a failed replica).
+def learning_curve(train_loss: np.ndarray, points: int = CURVE_POINTS) -> Curve:
+    """``(step, training loss)`` pairs from a ``(seeds, steps)`` table of per-step training
+    losses: the mean over the seeds, averaged over consecutive windows of steps so that at most
+    ``points`` remain, each at its window's last step (1-based); NaN where a seed diverged.
+
+    >>> learning_curve(np.array([[4.0, 3.0, 2.0, 1.0], [2.0, 1.0, 0.0, 1.0]]), points=2)
+    ((2, 2.5), (4, 1.0))
+    """
+    per_step = np.mean(train_loss, axis=0)
+    per_step = np.where(np.isfinite(per_step), per_step, math.inf)
+    width = max(1, math.ceil(len(per_step) / points))
+    return tuple(
+        (min(lo + width, len(per_step)), float(np.mean(per_step[lo : lo + width])))
+        for lo in range(0, len(per_step), width)
+    )
+
+
+def score(losses: np.ndarray, multipliers: Sequence[float], curves: Sequence[Curve] = ()) -> Score:
+    """The score of a ``(multipliers, seeds)`` loss table (``inf`` marks a failed replica);
+    ``curves`` are the multipliers' learning curves, if recorded.
 
     >>> s = score(np.array([[1.0, 1.2], [0.9, 0.7], [np.inf, 0.1]]), [0.5, 1.0, 2.0])
     >>> s.loss, s.multiplier, round(s.stderr, 3)
@@ -257,7 +283,14 @@ def score(losses: np.ndarray, multipliers: Sequence[float]) -> Score:
         if n > 1 and finite
         else (0.0 if finite else math.inf)
     )
-    return Score(means[best], stderr, float(multipliers[best]), tuple(float(x) for x in row), table)
+    return Score(
+        means[best],
+        stderr,
+        float(multipliers[best]),
+        tuple(float(x) for x in row),
+        table,
+        curves[best] if curves else (),
+    )
 
 
 def _num(x: float) -> float | None:
@@ -441,7 +474,7 @@ class _Measurer:
             for k in dict.fromkeys(keys)
             if (k, setting) not in self.cache
         }
-        tables: dict[str, dict[float, np.ndarray]] = {k: {} for k in todo}
+        tables: dict[str, dict[float, tuple[np.ndarray, Curve]]] = {k: {} for k in todo}
         pending = [(k, float(m)) for k in todo for m in multipliers]
         ratio = multipliers[1] / multipliers[0] if len(multipliers) > 1 else None
         for attempt in range(extend + 1):
@@ -468,7 +501,7 @@ class _Measurer:
         programs: dict[str, Program],
         pending: list[tuple[str, float]],
         seeds: Sequence[int],
-        tables: dict[str, dict[float, np.ndarray]],
+        tables: dict[str, dict[float, tuple[np.ndarray, Curve]]],
         label: str,
     ) -> None:
         order = list(dict.fromkeys(k for k, _ in pending))
@@ -494,8 +527,9 @@ class _Measurer:
         self.seconds += result.seconds
         self.replica_steps += result.replica_steps
         losses = result.loss.reshape(len(pending), len(seeds))
-        for (k, m), row in zip(pending, losses, strict=True):
-            tables[k][m] = row
+        curves = result.train_loss.reshape(len(pending), len(seeds), -1)
+        for (k, m), row, curve in zip(pending, losses, curves, strict=True):
+            tables[k][m] = (row, learning_curve(curve))
 
     def _evaluate(
         self,
@@ -503,7 +537,7 @@ class _Measurer:
         programs: dict[str, Program],
         pending: list[tuple[str, float]],
         seeds: Sequence[int],
-        tables: dict[str, dict[float, np.ndarray]],
+        tables: dict[str, dict[float, tuple[np.ndarray, Curve]]],
     ) -> None:
         """``_run`` on an executor: one request per program with its pending multipliers, so the
         replicas are the batch ``_run`` trains, in the same order."""
@@ -532,13 +566,15 @@ class _Measurer:
                 raise RuntimeError(f"{programs[request.key].path}: {res.reason}")
             self.seconds += res.seconds
             self.replica_steps += res.replica_steps
-            for m, row in zip(request.multipliers, res.losses, strict=True):
-                tables[request.key][m] = np.asarray(row, dtype=np.float64)
+            curves = res.curves or ((),) * len(request.multipliers)
+            for m, row, curve in zip(request.multipliers, res.losses, curves, strict=True):
+                tables[request.key][m] = (np.asarray(row, dtype=np.float64), curve)
 
 
-def _score_table(table: dict[float, np.ndarray]) -> Score:
+def _score_table(table: dict[float, tuple[np.ndarray, Curve]]) -> Score:
     mults = sorted(table)
-    return score(np.stack([table[m] for m in mults]), mults)
+    rows, curves = zip(*(table[m] for m in mults), strict=True)
+    return score(np.stack(rows), mults, curves if all(curves) else ())
 
 
 def ablate(

@@ -31,7 +31,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,8 @@ class Result:
     """Per replica, in the order the replicas were given: validation loss and failure flag.
 
     A failed replica's loss is ``inf``; ``failed_at`` is the 0-based step it failed at, or -1.
+    ``train_loss[i, t]`` is replica ``i``'s training loss on step ``t``'s batch, before that
+    step's update (its learning curve; NaN/inf once it diverged).
     """
 
     loss: np.ndarray
@@ -70,6 +72,7 @@ class Result:
     failed_at: np.ndarray
     seconds: float
     replica_steps: int
+    train_loss: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def replica_steps_per_second(self) -> float:
@@ -367,7 +370,7 @@ def train(
     kernels), and the same call gives the same numbers on the same device.
     """
     if not replicas:
-        return Result(np.zeros(0), np.zeros(0, bool), np.zeros(0, int), 0.0, 0)
+        return Result(np.zeros(0), np.zeros(0, bool), np.zeros(0, int), 0.0, 0, np.zeros((0, 0)))
     dev = torch.device(device)
     if dev.type != "cpu":
         return _train(
@@ -412,6 +415,7 @@ def _train(
         failed_at[inverse],
         time.perf_counter() - start,
         len(order) * budget.steps,
+        batch.train_loss.cpu().numpy()[inverse],
     )
 
 
@@ -453,6 +457,7 @@ class _Batch:
         self.scalars = Scalars()
         self.failed = torch.zeros(len(reps), dtype=torch.bool, device=device)
         self.failed_at = torch.full((len(reps),), -1, dtype=torch.long, device=device)
+        self.train_loss = torch.empty(len(reps), budget.steps, dtype=torch.float64, device=device)
 
     def prepare(self, semantics: Semantics) -> None:
         self.prepared = [prepare(p, semantics) for p in self.programs]
@@ -469,6 +474,7 @@ class _Batch:
     def step(self, t: int) -> None:
         losses, g = self.gradient(t)
         with torch.no_grad():
+            self.train_loss[:, t] = losses
             g = g.to(self.state_dtype)
             lr = self.budget.lr(t)
             updates = []

@@ -115,14 +115,24 @@ def plot_png(report: AblationReport) -> bytes:
     return buf.getvalue()
 
 
+def final_score(report: AblationReport) -> Score:
+    """The final program's score: the last round's accepted candidate's, else its baseline."""
+    if not report.rounds:
+        return report.baseline
+    last = report.rounds[-1]
+    return dict(last.scores)[last.accepted] if last.accepted is not None else last.baseline
+
+
 def plot_figure(report: AblationReport) -> Any:
-    """The report as three charts (a matplotlib Figure).
+    """The report as four charts (a matplotlib Figure).
 
     Left, one bar per statement: the loss without it, its standard error, and a black tick at
     the loss of the program it was removed from *in its round* (the baseline it was judged
     against, which falls as statements go); the original's loss and the tolerance band.
-    Top right, the lr sweep: validation loss against the lr multiplier for the original and
-    without each statement. Bottom right, the program's loss round by round, marked with the
+    Right, top: the lr sweep, validation loss against the lr multiplier for the original and
+    without each statement. Middle: learning curves (training loss by step, at the best
+    multiplier, mean over the seeds) of the original, the final program and the program
+    without each kept statement. Bottom: the program's loss round by round, marked with the
     lines each round removed. The bars' legend sits below their axis label, in the figure.
     """
     require_matplotlib()
@@ -138,8 +148,8 @@ def plot_figure(report: AblationReport) -> Any:
     cap = min(max(finite), base.loss + max(8 * limit, 0.25 * abs(base.loss), 1e-9))
     lo = min(min(finite), base.loss - limit)
     xlim = (max(0.0, lo - 0.1 * (cap - lo)), cap * 1.08)
-    fig = plt.figure(figsize=(13, max(4.8, 0.42 * len(rows) + 1.8)), dpi=100)
-    grid = fig.add_gridspec(2, 2, width_ratios=(1.25, 1), hspace=0.45, wspace=0.08)
+    fig = plt.figure(figsize=(13, max(7.5, 0.42 * len(rows) + 1.8)), dpi=100)
+    grid = fig.add_gridspec(3, 2, width_ratios=(1.25, 1), hspace=0.55, wspace=0.08)
     ax = fig.add_subplot(grid[:, 0])
     ax.set_xlim(*xlim)
     for y, r in enumerate(rows):
@@ -220,7 +230,9 @@ def plot_figure(report: AblationReport) -> Any:
     ncol = 1 if len(scores) < 4 else 2
     sweep.legend(fontsize=7, ncol=ncol, loc="best", framealpha=0.85, edgecolor="none")
 
-    by_round = fig.add_subplot(grid[1, 1])
+    _learning_curves(fig.add_subplot(grid[1, 1]), report, rows, scores)
+
+    by_round = fig.add_subplot(grid[2, 1])
     xs = [rnd.index for rnd in report.rounds]
     ys = [rnd.baseline.loss for rnd in report.rounds]
     es = [rnd.baseline.stderr if math.isfinite(rnd.baseline.stderr) else 0 for rnd in report.rounds]
@@ -248,3 +260,39 @@ def plot_figure(report: AblationReport) -> Any:
     )
     fig.subplots_adjust(left=0.2, right=0.93, top=1 - 0.35 / height, bottom=bottom)
     return fig
+
+
+def _learning_curves(
+    ax: Any, report: AblationReport, rows: list[Row], scores: dict[str, Score]
+) -> None:
+    """Training loss by step: the original, the final program, without each kept statement."""
+    final = final_score(report)
+    drawn: list[float] = []
+
+    def curve(sc: Score, **style: object) -> None:
+        pts = [(t, v) for t, v in sc.curve if math.isfinite(v)]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, **style)
+            drawn.extend(ys)
+
+    for r in rows:
+        if r.decision == "kept" and r.target in scores:
+            curve(scores[r.target], color=_KEPT, lw=1, alpha=0.6, label=f"without line {r.line}")
+    curve(report.baseline, color=_BASE, lw=2.4, label="original")
+    if report.removed:
+        curve(final, color=_REMOVED, lw=1.8, ls="--", label="final program")
+    if not drawn:
+        ax.text(0.5, 0.5, "no learning curve recorded", ha="center", transform=ax.transAxes)
+    else:  # the original's start bounds the chart: a diverging curve leaves it upwards
+        start = next((v for _, v in report.baseline.curve if math.isfinite(v)), max(drawn))
+        low = min(drawn)
+        ax.set_ylim(max(0.0, low - 0.05 * (start - low)), start + 0.1 * (start - low) + 1e-9)
+        ax.legend(fontsize=7, ncol=1 if len(ax.lines) < 5 else 2, framealpha=0.85)
+    ax.yaxis.tick_right()
+    ax.yaxis.set_label_position("right")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss")
+    ax.set_title(
+        "learning curves (best lr, mean over seeds, window-averaged)", fontsize=10, loc="left"
+    )
