@@ -204,9 +204,7 @@ def plot_figure(report: AblationReport) -> Any:
     def label(r: Row) -> str:
         """The statement's line (and its text where two share the line); whether its curve is
         above the chart (or diverged at every multiplier)."""
-        text = f"without line {r.line}"
-        if on_line[r.line] > 1:
-            text += f" ({r.statement if len(r.statement) <= 16 else r.statement[:13] + '...'})"
+        text = _without(r, on_line)
         pts = [v for _, v, _ in scores[r.target].by_multiplier if math.isfinite(v)]
         return text + (" (off the chart)" if not pts or min(pts) > top else "")
 
@@ -240,7 +238,8 @@ def plot_figure(report: AblationReport) -> Any:
     trend.lines[0].set_gid("by-round")
     by_round.axhspan(base.loss - limit, base.loss + limit, color="grey", alpha=0.2)
     for rnd in report.rounds:
-        removed = [str(r.line) for r in rows if r.decision == "removed" and r.round == rnd.index]
+        lines = [str(r.line) for r in rows if r.decision == "removed" and r.round == rnd.index]
+        removed = list(dict.fromkeys(lines))  # two statements of one line: the line once
         if rnd.accepted is not None and removed:  # a removal can take dead statements along
             by_round.annotate(
                 f"-line {', '.join(removed)}",
@@ -251,12 +250,11 @@ def plot_figure(report: AblationReport) -> Any:
                 color=_REMOVED,
             )
     by_round.set_xticks(xs)
-    by_round.yaxis.tick_right()
-    by_round.yaxis.set_label_position("right")
-    by_round.set_xlabel("round (the program after the removals of the rounds before)")
-    by_round.set_ylabel("validation loss")
-    by_round.set_title(
-        "the program's loss, round by round (band: tolerance)", fontsize=10, loc="left"
+    _right_labels(
+        by_round,
+        "round (the program after the removals of the rounds before)",
+        "validation loss",
+        "the program's loss, round by round (band: tolerance)",
     )
     fig.subplots_adjust(left=0.2, right=0.93, top=1 - 0.35 / height, bottom=bottom)
     return fig
@@ -268,6 +266,7 @@ def _learning_curves(
     """Training loss by step: the original, the final program, without each kept statement."""
     final = final_score(report)
     drawn: list[float] = []
+    on_line = Counter(r.line for r in rows)
 
     def curve(sc: Score, **style: object) -> None:
         pts = [(t, v) for t, v in sc.curve if math.isfinite(v)]
@@ -278,7 +277,7 @@ def _learning_curves(
 
     for r in rows:
         if r.decision == "kept" and r.target in scores:
-            curve(scores[r.target], color=_KEPT, lw=1, alpha=0.6, label=f"without line {r.line}")
+            curve(scores[r.target], color=_KEPT, lw=1, alpha=0.6, label=_without(r, on_line))
     curve(report.baseline, color=_BASE, lw=2.4, label="original")
     if report.removed:
         curve(final, color=_REMOVED, lw=1.8, ls="--", label="final program")
@@ -289,10 +288,26 @@ def _learning_curves(
         low = min(drawn)
         ax.set_ylim(max(0.0, low - 0.05 * (start - low)), start + 0.1 * (start - low) + 1e-9)
         ax.legend(fontsize=7, ncol=1 if len(ax.lines) < 5 else 2, framealpha=0.85)
+    _right_labels(
+        ax,
+        "training step",
+        "training loss",
+        "learning curves (best lr, mean over seeds, window-averaged)",
+    )
+
+
+def _without(r: Row, on_line: Counter[int | None]) -> str:
+    """``without line N``, with the statement's text where two statements share the line."""
+    text = f"without line {r.line}"
+    if on_line[r.line] > 1:
+        text += f" ({r.statement if len(r.statement) <= 16 else r.statement[:13] + '...'})"
+    return text
+
+
+def _right_labels(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    """A right-column chart's labels: the y axis on the right, the title on the left."""
     ax.yaxis.tick_right()
     ax.yaxis.set_label_position("right")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training loss")
-    ax.set_title(
-        "learning curves (best lr, mean over seeds, window-averaged)", fontsize=10, loc="left"
-    )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10, loc="left")
