@@ -20,8 +20,10 @@ Three tables:
   into the first argument when it is dead; :func:`foreach_source` falls back to a loop of the
   eager rule where no foreach kernel exists (``asinh``) or the kinds do not fit one.
 
->>> EAGER["interp"].into([A("g", "T"), A("v", "T"), A("beta2", "N")], "v")
-'v.lerp_(g, 1 - beta2)'
+>>> EAGER["sign"].into([A("c", "T")], "c")
+'c.sign_()'
+>>> EAGER["interp"].into([A("g", "T"), A("v", "T"), A("beta2", "N")], "v")  # runtime's lerp
+'_interp(g, v, beta2, out=v)'
 >>> foreach_source("sign", [A("c", "T")], 0)
 'torch._foreach_sign_(c)'
 """
