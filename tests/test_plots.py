@@ -50,14 +50,12 @@ def test_charts_show_round_baselines_sweep_and_rounds(toy_report: AblationReport
 def test_learning_curves_are_the_scores_curves(toy_report: AblationReport) -> None:
     """The learning-curve chart draws the original's and the final program's recorded curves
     (and the program without each kept statement), each point where the JSON puts it."""
-    from simplifier.ablation.report import final_score
-
     _, _, curves, _ = plot_figure(toy_report).axes
     lines = {ln.get_label(): ln for ln in curves.lines}
     assert toy_report.removed  # the toy's `g = g + 0` goes: the final program differs
     for label, sc in [
         ("original", toy_report.baseline),
-        ("final program", final_score(toy_report)),
+        ("final program", toy_report.final),
     ]:
         assert list(lines[label].get_xdata()) == [t for t, _ in sc.curve]
         assert list(lines[label].get_ydata()) == [v for _, v in sc.curve]

@@ -247,7 +247,8 @@ class Score:
 def learning_curve(train_loss: np.ndarray, points: int = CURVE_POINTS) -> Curve:
     """``(step, training loss)`` pairs from a ``(seeds, steps)`` table of per-step training
     losses: the mean over the seeds, averaged over consecutive windows of steps so that at most
-    ``points`` remain, each at its window's last step (1-based); NaN where a seed diverged.
+    ``points`` remain, each at its window's last step (1-based); ``inf`` where a seed diverged
+    (as in the loss tables).
 
     >>> learning_curve(np.array([[4.0, 3.0, 2.0, 1.0], [2.0, 1.0, 0.0, 1.0]]), points=2)
     ((2, 2.5), (4, 1.0))
@@ -386,6 +387,14 @@ class AblationReport:
     @property
     def removed(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.decision == "removed")
+
+    @property
+    def final(self) -> Score:
+        """The final program's score: the last round's accepted candidate's, else its baseline."""
+        if not self.rounds:
+            return self.baseline
+        last = self.rounds[-1]
+        return dict(last.scores)[last.accepted] if last.accepted is not None else last.baseline
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -31,7 +31,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,7 @@ class Result:
     failed_at: np.ndarray
     seconds: float
     replica_steps: int
-    train_loss: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    train_loss: np.ndarray
 
     @property
     def replica_steps_per_second(self) -> float:

@@ -115,14 +115,6 @@ def plot_png(report: AblationReport) -> bytes:
     return buf.getvalue()
 
 
-def final_score(report: AblationReport) -> Score:
-    """The final program's score: the last round's accepted candidate's, else its baseline."""
-    if not report.rounds:
-        return report.baseline
-    last = report.rounds[-1]
-    return dict(last.scores)[last.accepted] if last.accepted is not None else last.baseline
-
-
 def plot_figure(report: AblationReport) -> Any:
     """The report as four charts (a matplotlib Figure).
 
@@ -264,7 +256,7 @@ def _learning_curves(
     ax: Any, report: AblationReport, rows: list[Row], scores: dict[str, Score]
 ) -> None:
     """Training loss by step: the original, the final program, without each kept statement."""
-    final = final_score(report)
+    final = report.final
     drawn: list[float] = []
     on_line = Counter(r.line for r in rows)
 
