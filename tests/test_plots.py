@@ -47,6 +47,21 @@ def test_charts_show_round_baselines_sweep_and_rounds(toy_report: AblationReport
     assert plot_png(toy_report).startswith(b"\x89PNG")
 
 
+def test_the_bars_title_stays_clear_of_the_sweeps_title(toy_report: AblationReport) -> None:
+    from dataclasses import replace
+
+    long = replace(toy_report.original, path="/home/someone/" + "experiments/" * 6 + "lion.py")
+    fig = plot_figure(replace(toy_report, original=long))
+    bars, sweep, _, _ = fig.axes
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = bars._left_title.get_window_extent(renderer)  # loc="left" titles: no public handle
+    assert "lion.py" in bars.get_title(loc="left")
+    assert not box.overlaps(sweep._left_title.get_window_extent(renderer))
+    assert box.x1 <= sweep.get_window_extent(renderer).x0
+    assert box.y1 <= fig.bbox.y1  # both lines inside the figure
+
+
 def test_learning_curves_are_the_scores_curves(toy_report: AblationReport) -> None:
     """The learning-curve chart draws the original's and the final program's recorded curves
     (and the program without each kept statement), each point where the JSON puts it."""

@@ -166,9 +166,9 @@ def plot_figure(report: AblationReport) -> Any:
     )
     ax.invert_yaxis()
     ax.set_xlabel(f"validation loss without the statement ({report.task}, {report.budget.name})")
-    ax.set_title(
-        f"ablation of {report.original.path}: green = removed, red = kept", fontsize=10, loc="left"
-    )
+    path = report.original.path  # on two lines, a long path cut from the left: clear of the sweep
+    where = path if len(path) <= 48 else "..." + path[-45:]
+    ax.set_title(f"ablation of {where}\ngreen = removed, red = kept", fontsize=10, loc="left")
     height = fig.get_figheight()
     bottom = 0.95 / height  # inches: tick labels and the axis label, then the legend below them
     fig.legend(
@@ -248,7 +248,7 @@ def plot_figure(report: AblationReport) -> Any:
         "validation loss",
         "the program's loss, round by round (band: tolerance)",
     )
-    fig.subplots_adjust(left=0.2, right=0.93, top=1 - 0.35 / height, bottom=bottom)
+    fig.subplots_adjust(left=0.2, right=0.93, top=1 - 0.55 / height, bottom=bottom)
     return fig
 
 
